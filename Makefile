@@ -1,0 +1,41 @@
+# Build and test the leader extension with PGXS.
+#
+#   make                      build the module
+#   make install              install it into the PostgreSQL that pg_config names
+#   make installcheck         pg_regress, isolation and TAP tests, each on a
+#                             temporary instance of the installed server
+EXTENSION = leader
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
+
+MODULE_big = leader
+OBJS = \
+	src/module.o \
+	src/settings.o \
+	src/arguments.o \
+	src/group_lock.o \
+	src/holder.o \
+	src/session_lock.o \
+	src/lease_store.o \
+	src/events.o \
+	src/election.o \
+	src/functions.o
+
+DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
+
+REGRESS = setup functions bad_input privileges events
+REGRESS_OPTS = --temp-instance=./tmp_check_regress
+
+ISOLATION = acquire_race renew_vs_takeover release_vs_acquire rollback \
+	uncommitted_acquire fence_holds_takeover fence_stale_term isolation_levels
+ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso --temp-instance=./tmp_check_iso
+
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+
+EXTRA_CLEAN = results regression.diffs regression.out test/output_iso tmp_check tmp_check_regress tmp_check_iso
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,319 @@
+/*
+ * election.c
+ *	  The election: how a call reads a group's lease, decides, and changes
+ *	  it (acquire, renew, release, force, fence), and which events result.
+ *
+ * Rules every change follows:
+ *	 1. Read the lease without any lock first.  A call that can only lose
+ *		(someone else leads, unexpired and alive) answers at once and takes
+ *		no lock, so losers never get in the leader's way.
+ *	 2. Take the group lock (group_lock.c), read again, decide again.  The
+ *		version read under the lock is the one the change writes over.
+ *	 3. A lease found ended (past expires_at, or its session gone) is first
+ *		recorded as ended, with its "expired" or "vacated" event, by
+ *		whichever change touches the group next.  So every term gets
+ *		exactly one ending event, in the transaction that ends it.
+ *	 4. A new leadership takes the group's term plus one; a renewal keeps
+ *		the term and moves expires_at.
+ * Time is the server's clock (GetCurrentTimestamp) when the call decides.
+ */
+#include "leader.h"
+
+#include "miscadmin.h"
+#include "utils/timestamp.h"
+
+/* The group locks one change holds, to give back if it changes nothing. */
+typedef struct GroupChange
+{
+	const char *group;
+	GroupLockResult change;
+	GroupLockResult handover;
+} GroupChange;
+
+static bool
+change_begin(GroupChange *gc, const char *group, bool wait)
+{
+	gc->group = group;
+	gc->handover = GROUP_LOCK_ALREADY_HELD;
+	gc->change = group_lock_take(group, GROUP_LOCK_CHANGE, wait);
+	return gc->change != GROUP_LOCK_BUSY;
+}
+
+static bool
+change_handover(GroupChange *gc, bool wait)
+{
+	gc->handover = group_lock_take(gc->group, GROUP_LOCK_HANDOVER, wait);
+	return gc->handover != GROUP_LOCK_BUSY;
+}
+
+static void
+change_abandon(GroupChange *gc)
+{
+	group_lock_undo(gc->group, GROUP_LOCK_HANDOVER, gc->handover);
+	group_lock_undo(gc->group, GROUP_LOCK_CHANGE, gc->change);
+}
+
+static bool
+is_my_session(const LeaseRow *row)
+{
+	return row->kind == HOLDER_SESSION &&
+		row->pid == MyProcPid && row->backend_start == MyStartTimestamp;
+}
+
+/* Where the lease stands for this caller (NULL: for nobody in particular). */
+LeaseState
+leader_lease_state(const LeaseRow *row, const LeaderCaller *caller, TimestampTz now)
+{
+	bool		mine;
+
+	if (!row->found || !row->held)
+		return LEASE_VACANT;
+	if (row->expires_at <= now)
+		return LEASE_EXPIRED;
+	if (row->kind == HOLDER_SESSION)
+	{
+		if (!session_lock_holder_alive(row->group, row->term, row->pid, row->backend_start))
+			return LEASE_VACATED;
+		mine = caller != NULL && caller->kind == HOLDER_SESSION && is_my_session(row);
+	}
+	else
+		mine = caller != NULL && caller->kind == HOLDER_NAMED &&
+			row->role == caller->role && strcmp(row->holder, caller->name) == 0;
+	return mine ? LEASE_MINE : LEASE_OTHERS;
+}
+
+/*
+ * Record the end of the row's leadership in *row (not yet written) and
+ * queue its event.  The caller holds the group's HANDOVER lock.
+ */
+static void
+lease_end(LeaseRow *row, const char *event)
+{
+	leader_event_send(event, row);
+	if (is_my_session(row))
+		session_lock_drop_at_commit(row->group, row->term);
+	row->held = false;
+	row->holder = NULL;
+	row->has_pid = false;
+}
+
+static const char *
+ending_event(LeaseState state)
+{
+	return state == LEASE_EXPIRED ? "expired" : "vacated";
+}
+
+static void
+check_group_capacity(LeaseStore *store, const char *group)
+{
+	if (lease_store_has_at_least(store, leader_max_groups))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("cannot create group \"%s\": the database has reached leader.max_groups (%d)",
+						group, leader_max_groups),
+				 errhint("Reuse an existing group name, or have an administrator raise leader.max_groups.")));
+}
+
+/* Start a new leadership of the caller in *row and write it. */
+static void
+lease_start(LeaseStore *store, LeaseRow *row, const LeaderCaller *caller,
+			int64 ttl_usecs, TimestampTz now)
+{
+	if (!row->found)
+		check_group_capacity(store, row->group);
+	if (row->term == PG_INT64_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("group \"%s\" has used up its terms", row->group)));
+	row->term++;
+	row->held = true;
+	row->kind = caller->kind;
+	row->holder = caller->name;
+	row->role = caller->role;
+	row->has_pid = caller->kind == HOLDER_SESSION;
+	row->pid = caller->pid;
+	row->backend_start = caller->backend_start;
+	row->acquired_at = now;
+	row->renewed_at = now;
+	row->expires_at = now + ttl_usecs;
+	if (caller->kind == HOLDER_SESSION)
+		session_lock_take(row->group, row->term);
+	lease_store_write(store, row);
+	leader_event_send("acquired", row);
+}
+
+/*
+ * leader_try_acquire: lead the group, or renew the caller's lease, without
+ * waiting.  When it answers false because someone else leads, *retry_at is
+ * when that lease expires (else 0), for callers that wait.
+ */
+bool
+leader_try_acquire_internal(Oid ext_namespace, const char *group,
+							int64 ttl_usecs, const LeaderCaller *caller,
+							TimestampTz *retry_at)
+{
+	LeaseStore *store = lease_store_open(ext_namespace, RowExclusiveLock);
+	LeaseRow	row;
+	LeaseState	state;
+	GroupChange gc;
+	TimestampTz now;
+	bool		won = false;
+
+	*retry_at = 0;
+	lease_store_read(store, group, &row);
+	state = leader_lease_state(&row, caller, GetCurrentTimestamp());
+	if (state != LEASE_OTHERS && change_begin(&gc, group, false))
+	{
+		lease_store_read(store, group, &row);
+		now = GetCurrentTimestamp();
+		state = leader_lease_state(&row, caller, now);
+		if (state == LEASE_MINE)
+		{
+			row.renewed_at = now;
+			row.expires_at = now + ttl_usecs;
+			lease_store_write(store, &row);
+			won = true;
+		}
+		else if (state != LEASE_OTHERS && change_handover(&gc, false))
+		{
+			if (state != LEASE_VACANT)
+				lease_end(&row, ending_event(state));
+			lease_start(store, &row, caller, ttl_usecs, now);
+			won = true;
+		}
+		else
+			change_abandon(&gc);
+	}
+	if (state == LEASE_OTHERS)
+		*retry_at = row.expires_at;
+	lease_store_close(store);
+	return won;
+}
+
+/*
+ * Record the end of an ended lease, if its group is free to change right
+ * now (it does not wait).  Used by calls that find the lease over.
+ */
+static void
+settle_ended_lease(LeaseStore *store, const char *group)
+{
+	GroupChange gc;
+	LeaseRow	row;
+	LeaseState	state;
+
+	if (!change_begin(&gc, group, false))
+		return;
+	if (!change_handover(&gc, false))
+	{
+		change_abandon(&gc);
+		return;
+	}
+	lease_store_read(store, group, &row);
+	state = leader_lease_state(&row, NULL, GetCurrentTimestamp());
+	if (state == LEASE_EXPIRED || state == LEASE_VACATED)
+	{
+		lease_end(&row, ending_event(state));
+		lease_store_write(store, &row);
+	}
+	else
+		change_abandon(&gc);
+}
+
+/*
+ * leader_release: end the caller's leadership.  Waits for fenced
+ * transactions of the group to end, since they were promised the term.
+ */
+bool
+leader_release_internal(Oid ext_namespace, const char *group, const LeaderCaller *caller)
+{
+	LeaseStore *store = lease_store_open(ext_namespace, RowExclusiveLock);
+	LeaseRow	row;
+	LeaseState	state;
+	GroupChange gc;
+
+	lease_store_read(store, group, &row);
+	state = leader_lease_state(&row, caller, GetCurrentTimestamp());
+	if (state == LEASE_MINE)
+	{
+		change_begin(&gc, group, true);
+		change_handover(&gc, true);
+		lease_store_read(store, group, &row);
+		state = leader_lease_state(&row, caller, GetCurrentTimestamp());
+		if (state == LEASE_MINE || state == LEASE_EXPIRED || state == LEASE_VACATED)
+		{
+			lease_end(&row, state == LEASE_MINE ? "released" : ending_event(state));
+			lease_store_write(store, &row);
+		}
+		else
+			change_abandon(&gc);
+	}
+	else if (state == LEASE_EXPIRED || state == LEASE_VACATED)
+		settle_ended_lease(store, group);
+	lease_store_close(store);
+	return state == LEASE_MINE;
+}
+
+/* leader_force_release: end whoever leads.  Waits like leader_release. */
+bool
+leader_force_release_internal(Oid ext_namespace, const char *group)
+{
+	LeaseStore *store = lease_store_open(ext_namespace, RowExclusiveLock);
+	LeaseRow	row;
+	LeaseState	state;
+	GroupChange gc;
+
+	change_begin(&gc, group, true);
+	change_handover(&gc, true);
+	lease_store_read(store, group, &row);
+	state = leader_lease_state(&row, NULL, GetCurrentTimestamp());
+	if (state == LEASE_VACANT)
+		change_abandon(&gc);
+	else
+	{
+		lease_end(&row, state == LEASE_OTHERS ? "forced" : ending_event(state));
+		lease_store_write(store, &row);
+	}
+	lease_store_close(store);
+	return state == LEASE_OTHERS;
+}
+
+/*
+ * leader_fence: fail unless term is the group's current, unexpired term;
+ * on success the group lock in FENCE mode, held to the end of the
+ * transaction, keeps any handover waiting until then.
+ */
+void
+leader_fence_internal(Oid ext_namespace, const char *group, int64 term)
+{
+	LeaseRow	row;
+	LeaseState	state;
+
+	group_lock_take(group, GROUP_LOCK_FENCE, true);
+	leader_read_lease(ext_namespace, group, &row);
+	state = leader_lease_state(&row, NULL, GetCurrentTimestamp());
+	if (!row.found || row.term != term)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("term " INT64_FORMAT " is not the current term of group \"%s\"",
+						term, group),
+				 row.found ? errdetail("The current term is " INT64_FORMAT ".", row.term)
+				 : errdetail("The group has never had a leader.")));
+	if (state != LEASE_OTHERS)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("term " INT64_FORMAT " of group \"%s\" has ended", term, group),
+				 state == LEASE_EXPIRED ? errdetail("Its lease expired at %s.",
+													timestamptz_to_str(row.expires_at))
+				 : state == LEASE_VACATED ? errdetail("Its holder's session has ended.")
+				 : errdetail("It was released.")));
+}
+
+/* Read a group's lease for a caller that changes nothing. */
+void
+leader_read_lease(Oid ext_namespace, const char *group, LeaseRow *row)
+{
+	LeaseStore *store = lease_store_open(ext_namespace, AccessShareLock);
+
+	lease_store_read(store, group, row);
+	lease_store_close(store);
+}

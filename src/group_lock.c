@@ -1,0 +1,79 @@
+/*
+ * group_lock.c
+ *	  The per-group change lock: a transaction-level advisory lock in our
+ *	  lock space that serializes every change of one group's lease.
+ *
+ * Protocol (lock modes of one tag per group):
+ *	 FENCE		RowShareLock		leader_fence; many at once.
+ *	 CHANGE		ShareUpdateExclusiveLock	any change (renewal included);
+ *					conflicts with other changes, not with fences, so a
+ *					leader renews while its fenced writes run.
+ *	 HANDOVER	ExclusiveLock		taken on top of CHANGE when the holder
+ *					changes or the lease ends; conflicts with fences, so a
+ *					fenced transaction keeps its term until it ends.
+ * Changers that must not wait (leader_try_acquire) ask conditionally and
+ * answer false when the lock is busy: that is how they never wait on
+ * another session's uncommitted change.  A caller that took the lock and
+ * then changed nothing gives it back at once (group_lock_undo), so a losing
+ * attempt never holds off the leader's next renewal.
+ */
+#include "leader.h"
+
+#include "common/hashfn.h"
+#include "miscadmin.h"
+
+static void
+group_lock_tag(LOCKTAG *tag, const char *group)
+{
+	uint64		hash = hash_bytes_extended((const unsigned char *) group,
+										   (int) strlen(group), 0);
+
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (hash >> 32),
+						 (uint32) hash, LEADER_LOCKSPACE_GROUP);
+}
+
+static LOCKMODE
+group_lock_mode(GroupLockMode mode)
+{
+	switch (mode)
+	{
+		case GROUP_LOCK_FENCE:
+			return RowShareLock;
+		case GROUP_LOCK_CHANGE:
+			return ShareUpdateExclusiveLock;
+		case GROUP_LOCK_HANDOVER:
+			return ExclusiveLock;
+	}
+	pg_unreachable();
+}
+
+GroupLockResult
+group_lock_take(const char *group, GroupLockMode mode, bool wait)
+{
+	LOCKTAG		tag;
+
+	group_lock_tag(&tag, group);
+	switch (LockAcquire(&tag, group_lock_mode(mode), false, !wait))
+	{
+		case LOCKACQUIRE_NOT_AVAIL:
+			return GROUP_LOCK_BUSY;
+		case LOCKACQUIRE_OK:
+			return GROUP_LOCK_TAKEN;
+		case LOCKACQUIRE_ALREADY_HELD:
+		case LOCKACQUIRE_ALREADY_CLEAR:
+			return GROUP_LOCK_ALREADY_HELD;
+	}
+	pg_unreachable();
+}
+
+/* Give back a lock this call took, when the call ends up changing nothing. */
+void
+group_lock_undo(const char *group, GroupLockMode mode, GroupLockResult how)
+{
+	LOCKTAG		tag;
+
+	if (how != GROUP_LOCK_TAKEN)
+		return;
+	group_lock_tag(&tag, group);
+	LockRelease(&tag, group_lock_mode(mode), false);
+}

@@ -1,0 +1,161 @@
+/*
+ * leader.h
+ *	  Shared declarations of the leader extension: the lease model, the
+ *	  interfaces between its files, and the PostgreSQL version guards.
+ *
+ * The design in one paragraph: every group has one row in leader_lease,
+ * which is the truth (holder, term, expiry).  A session-bound holder also
+ * keeps a session-level advisory lock, in this extension's own lock space,
+ * whose only job is to tell other sessions that the holder's session is
+ * still alive.  Every change of a group's row happens under that group's
+ * transaction-level "group lock" (another advisory tag in our space), so
+ * changes of one group are serialized without row locks and without ever
+ * waiting on another session's uncommitted change.  Events are queued with
+ * NOTIFY in the changing transaction and so are delivered at commit.
+ */
+#ifndef LEADER_H
+#define LEADER_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "storage/itemptr.h"
+#include "storage/lock.h"
+
+/* ---- version guards (the floor is PostgreSQL 15) ---- */
+#if PG_VERSION_NUM < 150000
+#error "leader requires PostgreSQL 15 or later"
+#endif
+
+#if PG_VERSION_NUM >= 170000
+#define leader_lock_held_by_me(tag, mode) LockHeldByMe((tag), (mode), false)
+#else
+#define leader_lock_held_by_me(tag, mode) LockHeldByMe((tag), (mode))
+#endif
+
+/* ---- limits ---- */
+#define LEADER_MAX_NAME_BYTES		200 /* group names and named holders */
+#define LEADER_MAX_TIMEOUT_USECS	(USECS_PER_DAY)
+#define LEADER_CHANNEL				"leader_changed"
+
+/*
+ * The fourth field of our LOCKTAG_ADVISORY tags.  SQL's pg_advisory_* use 1
+ * (one bigint key) and 2 (two int keys), so these can never collide with, or
+ * be pre-taken by, SQL advisory locks.
+ */
+#define LEADER_LOCKSPACE_HOLDER		0x4C45	/* 19525: a holder's liveness */
+#define LEADER_LOCKSPACE_GROUP		0x4C46	/* 19526: a group's change lock */
+
+/* ---- settings (settings.c) ---- */
+extern int	leader_default_ttl_ms;
+extern int	leader_max_ttl_ms;
+extern int	leader_max_groups;
+extern int	leader_poll_interval_ms;
+extern void leader_define_settings(void);
+
+/* ---- argument checks (arguments.c) ---- */
+struct FunctionCallInfoBaseData;
+extern char *leader_arg_group(struct FunctionCallInfoBaseData *fcinfo, int argno);
+extern char *leader_arg_holder(struct FunctionCallInfoBaseData *fcinfo, int argno);
+extern int64 leader_arg_ttl(struct FunctionCallInfoBaseData *fcinfo, int argno);
+extern int64 leader_arg_timeout(struct FunctionCallInfoBaseData *fcinfo, int argno);
+extern int64 leader_arg_term(struct FunctionCallInfoBaseData *fcinfo, int argno);
+extern void leader_require_primary(const char *funcname);
+extern void leader_require_writable(const char *funcname);
+
+/* ---- who is calling (holder.c) ---- */
+typedef enum LeaderHolderKind
+{
+	HOLDER_SESSION,				/* this database session */
+	HOLDER_NAMED				/* a name owned by a role */
+} LeaderHolderKind;
+
+typedef struct LeaderCaller
+{
+	LeaderHolderKind kind;
+	char	   *name;			/* named: the holder name; session: display */
+	Oid			role;			/* the role acting */
+	int32		pid;			/* session: MyProcPid */
+	TimestampTz backend_start;	/* session: MyStartTimestamp */
+} LeaderCaller;
+
+extern void leader_caller_init(LeaderCaller *caller, const char *holder);
+
+/* ---- the lease row (lease_store.c) ---- */
+typedef struct LeaseRow
+{
+	bool		found;			/* a row exists for the group */
+	ItemPointerData tid;		/* its current version */
+	char	   *group;
+	int64		term;			/* last term handed out; 0 for a new group */
+	bool		held;			/* a leadership is recorded (holder not null) */
+	LeaderHolderKind kind;
+	char	   *holder;
+	Oid			role;
+	bool		has_pid;
+	int32		pid;
+	TimestampTz backend_start;
+	TimestampTz acquired_at;
+	TimestampTz renewed_at;
+	TimestampTz expires_at;
+} LeaseRow;
+
+typedef struct LeaseStore LeaseStore;
+
+extern LeaseStore *lease_store_open(Oid ext_namespace, LOCKMODE lockmode);
+extern void lease_store_close(LeaseStore *store);
+extern void lease_store_read(LeaseStore *store, const char *group, LeaseRow *row);
+extern void lease_store_write(LeaseStore *store, LeaseRow *row);
+extern bool lease_store_has_at_least(LeaseStore *store, int64 n);
+
+/* ---- per-group change lock (group_lock.c) ---- */
+typedef enum GroupLockMode
+{
+	GROUP_LOCK_FENCE,			/* leader_fence: holds off handovers */
+	GROUP_LOCK_CHANGE,			/* any change: one changer at a time */
+	GROUP_LOCK_HANDOVER			/* a change of holder: also waits out fences */
+} GroupLockMode;
+
+typedef enum GroupLockResult
+{
+	GROUP_LOCK_BUSY,			/* not taken (conditional request) */
+	GROUP_LOCK_TAKEN,			/* taken now by this call */
+	GROUP_LOCK_ALREADY_HELD		/* this transaction had it already */
+} GroupLockResult;
+
+extern GroupLockResult group_lock_take(const char *group, GroupLockMode mode, bool wait);
+extern void group_lock_undo(const char *group, GroupLockMode mode, GroupLockResult how);
+
+/* ---- session-bound liveness locks (session_lock.c) ---- */
+extern void session_lock_take(const char *group, int64 term);
+extern void session_lock_drop_at_commit(const char *group, int64 term);
+extern bool session_lock_held_by_me(const char *group, int64 term);
+extern bool session_lock_holder_alive(const char *group, int64 term,
+									  int32 pid, TimestampTz backend_start);
+extern void session_lock_register_callbacks(void);
+
+/* ---- events (events.c) ---- */
+extern void leader_event_send(const char *event, const LeaseRow *lease);
+
+/* ---- the election itself (election.c) ---- */
+typedef enum LeaseState
+{
+	LEASE_VACANT,				/* no leadership recorded */
+	LEASE_MINE,					/* the caller leads, unexpired */
+	LEASE_OTHERS,				/* someone else leads, unexpired */
+	LEASE_EXPIRED,				/* recorded, but past expires_at */
+	LEASE_VACATED				/* recorded, but its session has ended */
+} LeaseState;
+
+extern LeaseState leader_lease_state(const LeaseRow *row, const LeaderCaller *caller,
+									 TimestampTz now);
+extern bool leader_try_acquire_internal(Oid ext_namespace, const char *group,
+										int64 ttl_usecs, const LeaderCaller *caller,
+										TimestampTz *retry_at);
+extern bool leader_release_internal(Oid ext_namespace, const char *group,
+									const LeaderCaller *caller);
+extern bool leader_force_release_internal(Oid ext_namespace, const char *group);
+extern void leader_fence_internal(Oid ext_namespace, const char *group, int64 term);
+extern void leader_read_lease(Oid ext_namespace, const char *group, LeaseRow *row);
+
+#endif							/* LEADER_H */

@@ -1,0 +1,268 @@
+/*
+ * session_lock.c
+ *	  The liveness locks of session-bound holders: session-level advisory
+ *	  locks in our lock space, kept transactional by hand.
+ *
+ * Each session-bound lease has its own lock tag:
+ *	 (database, holder pid, hash of (backend start, group, term), 19525)
+ * The holder keeps it in ExclusiveLock for as long as the lease lasts.  Any
+ * other session tells whether the holder's session still lives by asking
+ * for the same tag in ShareLock without waiting: if it gets it, the holder's
+ * session has ended (or dropped its advisory locks with DISCARD ALL or
+ * pg_advisory_unlock_all()), and it gives it back at once.  The tag names
+ * one lease, not one session, so a frozen holder that keeps its lock never
+ * stands in the way of the next leader, and the lock of a lease that ended
+ * behind the holder's back is never mistaken for a live one.
+ *
+ * Session locks survive ROLLBACK, so this file makes them follow the
+ * transaction: a lock taken in a transaction (or subtransaction) that
+ * aborts is released; a lock whose lease the transaction ends is released
+ * only when it commits.  It also remembers, per group, the lease the
+ * session holds as of its last commit, so that the lock of a lease that
+ * ended without this session's knowledge (expiry, forced release) is
+ * released the next time the session takes the same group: a session keeps
+ * at most one liveness lock per group it has led.
+ */
+#include "leader.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+typedef struct PendingLock
+{
+	char		group[LEADER_MAX_NAME_BYTES + 1];
+	int64		term;
+	bool		taken;			/* true: taken in this transaction; false:
+								 * to be released at commit */
+	SubTransactionId subid;
+} PendingLock;
+
+typedef struct HeldLease
+{
+	char		group[LEADER_MAX_NAME_BYTES + 1];	/* hash key */
+	int64		term;
+} HeldLease;
+
+static List *sl_pending = NIL;	/* PendingLock *, in TopMemoryContext */
+static HTAB *sl_held = NULL;	/* group -> term, as of the last commit */
+
+static void
+session_lock_tag(LOCKTAG *tag, const char *group, int64 term,
+				 int32 pid, TimestampTz backend_start)
+{
+	uint32		hash = hash_bytes((const unsigned char *) group, (int) strlen(group));
+
+	hash = hash_combine(hash, hash_bytes_uint32((uint32) term));
+	hash = hash_combine(hash, hash_bytes_uint32((uint32) (term >> 32)));
+	hash = hash_combine(hash, hash_bytes_uint32((uint32) backend_start));
+	hash = hash_combine(hash, hash_bytes_uint32((uint32) (backend_start >> 32)));
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) pid, hash,
+						 LEADER_LOCKSPACE_HOLDER);
+}
+
+static void
+my_session_lock_tag(LOCKTAG *tag, const char *group, int64 term)
+{
+	session_lock_tag(tag, group, term, MyProcPid, MyStartTimestamp);
+}
+
+static void
+pending_add(const char *group, int64 term, bool taken)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	PendingLock *p = palloc0(sizeof(PendingLock));
+
+	strlcpy(p->group, group, sizeof(p->group));
+	p->term = term;
+	p->taken = taken;
+	p->subid = GetCurrentSubTransactionId();
+	sl_pending = lappend(sl_pending, p);
+	MemoryContextSwitchTo(old);
+}
+
+static HeldLease *
+held_lookup(const char *group, HASHACTION action)
+{
+	char		key[LEADER_MAX_NAME_BYTES + 1] = {0};
+
+	if (sl_held == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (action != HASH_ENTER)
+			return NULL;
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(HeldLease);
+		sl_held = hash_create("leader held leases", 16, &ctl,
+							  HASH_ELEM | HASH_STRINGS);
+	}
+	strlcpy(key, group, sizeof(key));
+	return (HeldLease *) hash_search(sl_held, key, action, NULL);
+}
+
+/* Release one count of this session's lock on a lease, if it still has it. */
+static void
+release_if_held(const char *group, int64 term)
+{
+	LOCKTAG		tag;
+
+	my_session_lock_tag(&tag, group, term);
+	if (leader_lock_held_by_me(&tag, ExclusiveLock))
+		LockRelease(&tag, ExclusiveLock, true);
+}
+
+/*
+ * Take the liveness lock of a new lease of this session.  Also schedules
+ * the release, at commit, of the lock of this session's previous lease of
+ * the same group, if it still has one.
+ */
+void
+session_lock_take(const char *group, int64 term)
+{
+	LOCKTAG		tag;
+	HeldLease  *previous = held_lookup(group, HASH_FIND);
+
+	my_session_lock_tag(&tag, group, term);
+	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("could not take the liveness lock of group \"%s\"", group),
+				 errdetail("Another session holds the advisory lock this lease would use."),
+				 errhint("Try again.")));
+	pending_add(group, term, true);
+	if (previous != NULL && previous->term != term)
+		pending_add(group, previous->term, false);
+}
+
+/* The lease this session held ends with this transaction, if it commits. */
+void
+session_lock_drop_at_commit(const char *group, int64 term)
+{
+	pending_add(group, term, false);
+}
+
+bool
+session_lock_held_by_me(const char *group, int64 term)
+{
+	LOCKTAG		tag;
+
+	my_session_lock_tag(&tag, group, term);
+	return leader_lock_held_by_me(&tag, ExclusiveLock);
+}
+
+/*
+ * Does the session that took this lease still live (and still hold its
+ * lock)?  On a standby the holders' sessions are on the primary, out of
+ * sight: there the lease is trusted until it expires.
+ */
+bool
+session_lock_holder_alive(const char *group, int64 term,
+						  int32 pid, TimestampTz backend_start)
+{
+	LOCKTAG		tag;
+
+	if (pid == MyProcPid && backend_start == MyStartTimestamp)
+		return session_lock_held_by_me(group, term);
+	if (RecoveryInProgress())
+		return true;
+	session_lock_tag(&tag, group, term, pid, backend_start);
+	if (LockAcquire(&tag, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, ShareLock, false);
+	return false;
+}
+
+static void
+sl_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (sl_pending == NIL)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot PREPARE a transaction that changed a session-bound leadership")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			foreach(lc, sl_pending)
+			{
+				PendingLock *p = lfirst(lc);
+
+				if (p->taken)
+					held_lookup(p->group, HASH_ENTER)->term = p->term;
+				else
+				{
+					HeldLease  *held = held_lookup(p->group, HASH_FIND);
+
+					release_if_held(p->group, p->term);
+					if (held != NULL && held->term == p->term)
+						held_lookup(p->group, HASH_REMOVE);
+				}
+			}
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			foreach(lc, sl_pending)
+			{
+				PendingLock *p = lfirst(lc);
+
+				if (p->taken)
+					release_if_held(p->group, p->term);
+			}
+			break;
+		default:
+			return;
+	}
+	list_free_deep(sl_pending);
+	sl_pending = NIL;
+}
+
+static void
+sl_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case SUBXACT_EVENT_COMMIT_SUB:
+			foreach(lc, sl_pending)
+			{
+				PendingLock *p = lfirst(lc);
+
+				if (p->subid == mySubid)
+					p->subid = parentSubid;
+			}
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+			foreach(lc, sl_pending)
+			{
+				PendingLock *p = lfirst(lc);
+
+				if (p->subid != mySubid)
+					continue;
+				if (p->taken)
+					release_if_held(p->group, p->term);
+				sl_pending = foreach_delete_current(sl_pending, lc);
+				pfree(p);
+			}
+			break;
+		default:
+			break;
+	}
+}
+
+void
+session_lock_register_callbacks(void)
+{
+	RegisterXactCallback(sl_xact_callback, NULL);
+	RegisterSubXactCallback(sl_subxact_callback, NULL);
+}

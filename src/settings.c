@@ -1,0 +1,55 @@
+/*
+ * settings.c
+ *	  The leader.* configuration settings: their variables, units, ranges
+ *	  and who may change them.
+ */
+#include "leader.h"
+
+#include "utils/guc.h"
+
+int			leader_default_ttl_ms = 15000;
+int			leader_max_ttl_ms = 24 * 60 * 60 * 1000;
+int			leader_max_groups = 10000;
+int			leader_poll_interval_ms = 100;
+
+void
+leader_define_settings(void)
+{
+	DefineCustomIntVariable("leader.default_ttl",
+							"Lease duration used when a call passes no ttl.",
+							NULL,
+							&leader_default_ttl_ms,
+							15000, 1, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("leader.max_ttl",
+							"Longest lease a call may ask for.",
+							NULL,
+							&leader_max_ttl_ms,
+							24 * 60 * 60 * 1000, 1, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("leader.max_groups",
+							"Most groups (rows of leader_lease) a database may hold.",
+							"A call that would create a group beyond this fails.",
+							&leader_max_groups,
+							10000, 1, INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("leader.poll_interval",
+							"How often a waiting leader_acquire looks again.",
+							"A waiting call also wakes when the lease it waits on expires.",
+							&leader_poll_interval_ms,
+							100, 1, 10000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("leader");
+}
