@@ -112,6 +112,7 @@ CREATE VIEW @extschema@.leader_status AS
 SELECT l.group_name,
        l.holder,
        l.holder_kind AS kind,
+       l.holder_role AS role,
        l.pid,
        l.term,
        l.acquired_at,

@@ -62,7 +62,10 @@ leader_arg_holder(FunctionCallInfo fcinfo, int argno)
 	return arg_name(fcinfo, argno, "holder", true);
 }
 
-/* An interval in microseconds, or -1 when it does not fit in an int64. */
+/*
+ * An interval in microseconds.  One too large for an int64 either way is
+ * clamped to PG_INT64_MAX or PG_INT64_MIN, which every range check rejects.
+ */
 static int64
 interval_usecs(const Interval *iv)
 {
@@ -73,7 +76,12 @@ interval_usecs(const Interval *iv)
 		pg_add_s64_overflow(days, (int64) iv->day, &days) ||
 		pg_mul_s64_overflow(days, USECS_PER_DAY, &usecs) ||
 		pg_add_s64_overflow(usecs, iv->time, &usecs))
-		return -1;
+	{
+		double		approx = ((double) iv->month * DAYS_PER_MONTH + iv->day) *
+			(double) USECS_PER_DAY + (double) iv->time;
+
+		return approx > 0 ? PG_INT64_MAX : PG_INT64_MIN;
+	}
 	return usecs;
 }
 
@@ -81,15 +89,13 @@ static int64
 arg_duration(FunctionCallInfo fcinfo, int argno, const char *param,
 			 int64 max_usecs, const char *max_source)
 {
-	Interval   *iv = PG_GETARG_INTERVAL_P(argno);
-	int64		usecs = interval_usecs(iv);
-	bool		too_long = usecs < 0 && (iv->month > 0 || iv->day > 0 || iv->time > 0);
+	int64		usecs = interval_usecs(PG_GETARG_INTERVAL_P(argno));
 
-	if (!too_long && usecs <= 0)
+	if (usecs <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be positive", param)));
-	if (too_long || usecs > max_usecs)
+	if (usecs > max_usecs)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not exceed %s", param, max_source),
