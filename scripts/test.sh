@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# scripts/test.sh: runs every test of the leader extension. This is the command CI runs.
+#
+# Owns: the test procedure, from a bare Debian 12 machine to one summary line.
+#   1. installs the dependencies (scripts/install-deps.sh);
+#   2. builds the extension ("make"; the Makefile turns warnings into errors) and installs
+#      it ("make install") into the PostgreSQL that pg_config names;
+#   3. copies the source tree into a fresh temporary directory owned by the unprivileged
+#      OS user "postgres" (PostgreSQL refuses to run as root) and runs the Makefile's
+#      "installcheck" there as that user, one suite at a time so that a failing suite
+#      does not hide the results of the others:
+#        pg_regress (sql/, expected/), pg_isolation_regress (test/specs, test/expected)
+#        and the TAP tests (test/t/*.pl), each on its own temporary instance;
+#   4. on failure prints the diffs and logs that say why;
+#   5. ends with one line "N passed, N failed" (N counts test files) and exits 0 only if
+#      everything passed.
+# The temporary directory, and any server a test left running in it, is removed on exit.
+#
+# Usage (as root, from anywhere): bash scripts/test.sh
+# Environment: PG_CONFIG (default: pg_config on PATH),
+#              LEADER_TEST_TIMEOUT (seconds per suite, default 1800).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: run this as root (it installs packages and the extension, and runs the" >&2
+    echo "test servers as the OS user \"postgres\")" >&2
+    exit 1
+fi
+
+# C.UTF-8 exists on every Debian system: the test instances get UTF8 encoding and
+# byte-order collation whatever the caller's locale is.
+export LANG=C.UTF-8 LC_ALL=C.UTF-8
+SUITE_TIMEOUT=${LEADER_TEST_TIMEOUT:-1800}
+
+log() { printf '\n=== %s\n' "$*"; }
+
+log "installing dependencies"
+bash "$ROOT/scripts/install-deps.sh"
+
+PG_CONFIG=${PG_CONFIG:-$(command -v pg_config || true)}
+if [ -z "$PG_CONFIG" ] || ! PG_BINDIR=$("$PG_CONFIG" --bindir) || [ -z "$PG_BINDIR" ]; then
+    echo "test.sh: no working pg_config (set PG_CONFIG, or install postgresql-server-dev-15)" >&2
+    exit 1
+fi
+export PG_CONFIG
+echo "using $("$PG_CONFIG" --version) ($PG_BINDIR)"
+
+log "building (make) and installing (make install)"
+make -s PG_CONFIG="$PG_CONFIG" </dev/null
+make -s PG_CONFIG="$PG_CONFIG" install </dev/null
+
+# --- a private copy of the source tree, owned by postgres --------------------------------
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/leader-test.XXXXXX")
+COPY="$WORK/leader"
+
+# Stops any server still running from a data directory inside $WORK (a test that was
+# interrupted may leave one), by the pid in its postmaster.pid, then removes $WORK.
+cleanup() {
+    local pidfile datadir pid
+    trap - EXIT INT TERM
+    if [ -d "$WORK" ]; then
+        while IFS= read -r -d '' pidfile; do
+            datadir=$(dirname "$pidfile")
+            pid=$(head -n 1 "$pidfile" 2>/dev/null || true)
+            case "$pid" in '' | *[!0-9]*) continue ;; esac
+            if kill -0 "$pid" 2>/dev/null; then
+                echo "stopping a server left running in $datadir (pid $pid)"
+                as_postgres "$PG_BINDIR/pg_ctl" stop -D "$datadir" -m immediate -w \
+                    >/dev/null 2>&1 || kill -KILL "$pid" 2>/dev/null || true
+            fi
+        done < <(find "$WORK" -name postmaster.pid -print0 2>/dev/null)
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+
+# On an interrupt, stop the suite that is running (by its pid), then exit via cleanup.
+SUITE_PID=
+interrupted() {
+    if [ -n "$SUITE_PID" ] && kill -0 "$SUITE_PID" 2>/dev/null; then
+        kill -TERM "$SUITE_PID" 2>/dev/null || true
+        wait "$SUITE_PID" 2>/dev/null || true
+    fi
+    exit "$1"
+}
+trap 'interrupted 130' INT
+trap 'interrupted 143' TERM
+
+# The command prefix that runs a program as the OS user postgres with a small, clean
+# environment (setpriv execs, so a background job's $! is the program's own pid).
+pg_env() {
+    PG_ENV=(setpriv --reuid=postgres --regid=postgres --init-groups
+        env -i
+        PATH="$PG_BINDIR:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        HOME="$WORK" TMPDIR="$WORK" LANG="$LANG" LC_ALL="$LC_ALL" PG_CONFIG="$PG_CONFIG")
+    local v
+    for v in PROVE_FLAGS PG_TEST_EXTRA PG_TEST_TIMEOUT_DEFAULT; do
+        [ -z "${!v:-}" ] || PG_ENV+=("$v=${!v}")
+    done
+}
+
+pg_env
+
+# Runs a command as postgres in $COPY.
+as_postgres() {
+    (cd "$COPY" 2>/dev/null || cd /; exec "${PG_ENV[@]}" "$@")
+}
+
+log "copying the source tree to $COPY"
+mkdir -p "$COPY"
+# (safe.directory: CI checkouts are often owned by another user than root.)
+git_root() { git -c safe.directory="$ROOT" -C "$ROOT" "$@"; }
+if command -v git >/dev/null && git_root rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    # Tracked and untracked-but-not-ignored files: never build output or old results.
+    files=()
+    while IFS= read -r -d '' f; do
+        [ -e "$f" ] && files+=("$f")
+    done < <(git_root ls-files -z -co --exclude-standard)
+    if [ "${#files[@]}" -gt 0 ]; then
+        tar -C "$ROOT" -cf - -- "${files[@]}" | tar -C "$COPY" -xf -
+    fi
+else
+    cp -a "$ROOT/." "$COPY/"
+fi
+chown -R postgres:postgres "$WORK"
+chmod 0700 "$WORK"
+
+# --- the suites ---------------------------------------------------------------------------
+PASSED=0
+FAILED=0
+FAILED_SUITES=()
+
+# run_suite NAME MAKE-VARIABLE-OVERRIDES...: runs "make installcheck" for one suite as
+# postgres, under a time limit; its output is shown and kept in $WORK/NAME.out.
+# Returns make's status. (timeout runs the suite in its own process group and, when
+# the time is up or it is sent SIGTERM, signals that whole group.)
+run_suite() {
+    local name=$1 out="$WORK/$1.out" status=0 tail_pid
+    shift
+    log "$name"
+    : >"$out"
+    (cd "$COPY" && exec "${PG_ENV[@]}" timeout --kill-after=30 "$SUITE_TIMEOUT" \
+        make --no-print-directory installcheck "$@") </dev/null >"$out" 2>&1 &
+    SUITE_PID=$!
+    tail -n +1 -f -s 0.2 --pid="$SUITE_PID" "$out" &
+    tail_pid=$!
+    wait "$SUITE_PID" || status=$?
+    SUITE_PID=
+    wait "$tail_pid" || true
+    if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+        echo "*** $name: timed out after ${SUITE_TIMEOUT}s"
+    fi
+    return "$status"
+}
+
+# count_pg_regress NAME STATUS: counts the "... ok" / "... FAILED" lines of pg_regress or
+# pg_isolation_regress (PostgreSQL 15 format; "failed (ignored)" does not fail the run).
+count_pg_regress() {
+    local name=$1 status=$2 ok bad
+    ok=$(grep -cE '^ *(test +)?[^ ]+ +\.\.\. +(ok|failed \(ignored\))( |$)' "$WORK/$name.out" || true)
+    bad=$(grep -cE '^ *(test +)?[^ ]+ +\.\.\. +FAILED( |$)' "$WORK/$name.out" || true)
+    # A harness that failed before running any test (initdb, server start) is one failure.
+    if [ "$status" -ne 0 ] && [ "$bad" -eq 0 ]; then
+        bad=1
+    fi
+    PASSED=$((PASSED + ok))
+    FAILED=$((FAILED + bad))
+    [ "$bad" -eq 0 ] || FAILED_SUITES+=("$name")
+}
+
+# count_prove NAME STATUS: counts TAP test files from prove's summary.
+count_prove() {
+    local name=$1 status=$2 files bad
+    files=$(sed -n 's/^Files=\([0-9]*\),.*/\1/p' "$WORK/$name.out" | tail -n 1)
+    # Files listed in the "Test Summary Report" are the failed ones.
+    bad=$(sed -n '/^Test Summary Report/,$p' "$WORK/$name.out" |
+        grep -cE '^[^ ].*\.(pl|t) +\(Wstat: ' || true)
+    files=${files:-0}
+    if [ "$status" -ne 0 ] && [ "$bad" -eq 0 ]; then
+        bad=1
+    fi
+    if [ "$files" -ge "$bad" ]; then
+        PASSED=$((PASSED + files - bad))
+    fi
+    FAILED=$((FAILED + bad))
+    [ "$bad" -eq 0 ] || FAILED_SUITES+=("$name")
+}
+
+# show head|tail N FILE...: prints the first or last N lines of each existing FILE under
+# a header (diffs are read from the top, logs from the bottom).
+show() {
+    local how=$1 n=$2 f lines
+    shift 2
+    for f in "$@"; do
+        [ -f "$f" ] || continue
+        lines=$(wc -l <"$f")
+        printf '\n----- %s (%s lines%s) -----\n' "${f#"$COPY"/}" "$lines" \
+            "$([ "$lines" -le "$n" ] || echo ", $how $n shown")"
+        "$how" -n "$n" "$f"
+    done
+}
+
+# The three suites of the Makefile's installcheck, one at a time. Overriding a suite's
+# variable with an empty value on the command line switches it off in PGXS.
+status=0
+run_suite pg_regress ISOLATION= TAP_TESTS= || status=$?
+count_pg_regress pg_regress "$status"
+if [ "$status" -ne 0 ]; then
+    show head 1000 "$COPY/regression.diffs"
+    show tail 100 "$COPY/tmp_check_regress/log/postmaster.log"
+fi
+
+status=0
+run_suite isolation REGRESS= TAP_TESTS= || status=$?
+count_pg_regress isolation "$status"
+if [ "$status" -ne 0 ]; then
+    show head 1000 "$COPY/test/output_iso/regression.diffs"
+    show tail 100 "$COPY/tmp_check_iso/log/postmaster.log"
+fi
+
+if compgen -G "$COPY/test/t/*.pl" >/dev/null; then
+    status=0
+    run_suite tap REGRESS= ISOLATION= || status=$?
+    count_prove tap "$status"
+    if [ "$status" -ne 0 ]; then
+        # Each test's own log first, then the server logs it produced.
+        show tail 400 "$COPY"/tmp_check/log/regress_log_*
+        for f in "$COPY"/tmp_check/log/*; do
+            case "$f" in */regress_log_*) ;; *) show tail 100 "$f" ;; esac
+        done
+    fi
+else
+    log "tap"
+    echo "no TAP tests (test/t/*.pl) found"
+fi
+
+echo
+if [ "${#FAILED_SUITES[@]}" -gt 0 ]; then
+    echo "failed suites: ${FAILED_SUITES[*]}"
+fi
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

@@ -1,0 +1,244 @@
+# Invariant 8 (leases of a previous server start that were session-bound are
+# void after restart; named leases survive) and invariant 2 (terms never go
+# backwards) across a clean restart, a crash (immediate stop) and a
+# pg_dump/pg_restore into a fresh database.
+use strict;
+use warnings;
+
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('restart');
+$node->init;
+$node->start;
+$node->safe_psql('postgres', 'CREATE DATABASE app');
+$node->safe_psql('app', 'CREATE EXTENSION leader');
+
+# The highest term seen so far per group: every later leadership must beat it.
+my %max_term;
+
+sub see_term
+{
+	my ($group, $term, $what) = @_;
+	ok($term > ($max_term{$group} // 0),
+		"$group: $what gets term $term, above every earlier term ("
+		  . ($max_term{$group} // 0) . ')');
+	$max_term{$group} = $term
+	  if !defined $max_term{$group} || $term > $max_term{$group};
+}
+
+# Events on leader_changed of database $db, read through a background psql;
+# see 001_session_end.pl for the marker technique.
+my $marker_count = 0;
+
+sub events_so_far
+{
+	my ($listener, $db) = @_;
+	my $marker = 'marker-' . ++$marker_count;
+	$node->safe_psql($db,
+		"SELECT pg_notify('leader_changed', '{\"marker\":\"$marker\"}')");
+	my @events;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (1)
+	{
+		foreach my $line (split /\n/, $listener->query_safe('SELECT 1'))
+		{
+			next
+			  unless $line =~
+			  /^Asynchronous notification "leader_changed" with payload "(.*)" received from server process with PID \d+\.$/;
+			my $event = decode_json($1);
+			return @events
+			  if defined $event->{marker} && $event->{marker} eq $marker;
+			push @events, $event unless defined $event->{marker};
+		}
+		die "timed out waiting for notification $marker" if time > $deadline;
+		usleep(20_000);
+	}
+}
+
+sub summary
+{
+	return [ map { "$_->{event} $_->{term} " . ($_->{pid} // 'null') } @_ ];
+}
+
+# A session-bound leader of "sb" that stays connected, and a named lease of
+# "named" held by 'pod-1' for an hour.  Several terms go by first so that a
+# term reset to 0 or 1 cannot pass for an increase.
+my $sb_session = $node->background_psql('app');
+foreach my $round (1 .. 3)
+{
+	is( $node->safe_psql(
+			'app', qq{
+			SELECT leader_try_acquire('named', '1 hour', 'pod-1');
+			SELECT leader_release('named', 'pod-1');
+			SELECT leader_try_acquire('sb');
+		}),
+		"t\nt\nt",
+		"round $round: named and session-bound terms go by");
+}
+is($sb_session->query_safe("SELECT leader_try_acquire('sb')"),
+	't', 'a connected session leads "sb"');
+my $sb_pid = $sb_session->query_safe('SELECT pg_backend_pid()');
+my $sb_term = $sb_session->query_safe("SELECT leader_term('sb')");
+see_term('sb', $sb_term, 'the connected session');
+is($node->safe_psql('app', "SELECT leader_try_acquire('named', '1 hour', 'pod-1')"),
+	't', "'pod-1' leads \"named\" for an hour");
+my $named_term = $node->safe_psql('app', "SELECT leader_term('named', 'pod-1')");
+see_term('named', $named_term, "'pod-1'");
+is($named_term, 4, 'the named lease is on its fourth term');
+
+# ---- clean restart ----
+
+$node->restart;
+eval { $sb_session->quit; };    # its backend was ended by the shutdown
+
+is($node->safe_psql('app', "SELECT leader_current('named')"),
+	'pod-1', 'after restart the named lease is still held by pod-1');
+is($node->safe_psql('app', "SELECT leader_is_leader('named', 'pod-1')"),
+	't', 'after restart leader_is_leader(named, pod-1) is true');
+is($node->safe_psql('app', "SELECT leader_term('named', 'pod-1')"),
+	$named_term, 'after restart the named lease keeps its term');
+is( $node->safe_psql('app',
+		"SELECT state FROM leader_status WHERE group_name = 'named'"),
+	'held', 'after restart leader_status shows the named lease held');
+
+is($node->safe_psql('app', "SELECT leader_current('sb')"),
+	'', 'after restart the session-bound lease has no current holder');
+is( $node->safe_psql('app',
+		"SELECT state, session_alive, term FROM leader_status WHERE group_name = 'sb'"
+	),
+	"vacant|f|$sb_term",
+	'after restart leader_status shows the session-bound lease vacant, same term');
+
+my $listener = $node->background_psql('app');
+$listener->query_safe('LISTEN leader_changed');
+
+my ($won, $term, $pid) = split /\n/,
+  $node->safe_psql(
+	'app', qq{
+	SELECT leader_try_acquire('sb');
+	SELECT leader_term('sb');
+	SELECT pg_backend_pid();
+});
+is($won, 't', 'after restart another session takes "sb" at once');
+is($term, $sb_term + 1, 'after restart "sb" gets the next term');
+see_term('sb', $term, 'the first leader after restart');
+is_deeply(
+	summary(events_so_far($listener, 'app')),
+	[ "vacated $sb_term $sb_pid", "acquired $term $pid" ],
+	'the void lease is reported vacated (old term and pid), then acquired');
+
+is($node->safe_psql('app', "SELECT leader_try_acquire('named')"),
+	'f', 'a session cannot take the named lease that survived the restart');
+
+# ---- crash (immediate stop) ----
+
+# A session-bound leader, still connected when the server crashes.
+$sb_session = $node->background_psql('app');
+is($sb_session->query_safe("SELECT leader_try_acquire('sb')"),
+	't', 'a connected session leads "sb" when the server crashes');
+$sb_term = $sb_session->query_safe("SELECT leader_term('sb')");
+is($sb_term, $term + 1, 'it has the next term');
+see_term('sb', $sb_term, 'the leader at the time of the crash');
+$listener->quit;
+
+$node->stop('immediate');
+$node->start;
+eval { $sb_session->quit; };
+
+is( $node->safe_psql('app',
+		"SELECT state, session_alive FROM leader_status WHERE group_name = 'sb'"),
+	'vacant|f',
+	'after a crash the session-bound lease is vacant');
+is($node->safe_psql('app', "SELECT leader_current('named')"),
+	'pod-1', 'after a crash the named lease is still held by pod-1');
+is($node->safe_psql('app', "SELECT leader_term('named', 'pod-1')"),
+	$named_term, 'after a crash the named lease keeps its term');
+
+foreach my $round (1 .. 2)
+{
+	($won, $term) = split /\n/,
+	  $node->safe_psql(
+		'app', qq{
+		SELECT leader_try_acquire('sb');
+		SELECT leader_term('sb');
+	});
+	is($won, 't', "after the crash a session takes \"sb\" (round $round)");
+	see_term('sb', $term, "after the crash, round $round, \"sb\"");
+}
+
+is($node->safe_psql('app', "SELECT leader_force_release('named')"),
+	't', 'the named lease is force-released after the crash');
+($won, $term) = split /\n/,
+  $node->safe_psql(
+	'app', qq{
+	SELECT leader_try_acquire('named', '1 hour', 'pod-2');
+	SELECT leader_term('named', 'pod-2');
+});
+is($won, 't', "'pod-2' takes \"named\" after the crash");
+see_term('named', $term, "'pod-2' after the crash");
+
+# ---- pg_dump and pg_restore into a fresh database ----
+
+# The dump is taken while a session-bound leader of "sb" is connected to the
+# source database: in the restored database that lease belongs to no session.
+$sb_session = $node->background_psql('app');
+is($sb_session->query_safe("SELECT leader_try_acquire('sb')"),
+	't', 'a connected session leads "sb" while the dump is taken');
+$sb_term = $sb_session->query_safe("SELECT leader_term('sb')");
+see_term('sb', $sb_term, 'the leader at the time of the dump');
+
+my $dump = PostgreSQL::Test::Utils::tempdir() . '/app.dump';
+$node->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', 'app' ],
+	'pg_dump of the database');
+$node->safe_psql('postgres', 'CREATE DATABASE restored');
+$node->command_ok([ 'pg_restore', '--exit-on-error', '-d', 'restored', $dump ],
+	'pg_restore into a fresh database');
+
+is( $node->safe_psql('restored',
+		'SELECT group_name, term FROM leader_lease ORDER BY group_name'),
+	"named|$max_term{named}\nsb|$max_term{sb}",
+	'the restored lease table keeps every group\'s last term');
+is($node->safe_psql('restored', "SELECT leader_current('named')"),
+	'pod-2', 'the restored named lease is held by pod-2');
+
+is( $node->safe_psql('restored',
+		"SELECT state, session_alive FROM leader_status WHERE group_name = 'sb'"),
+	'vacant|f',
+	'in the restored database the session-bound lease of the source is void');
+($won, $term) = split /\n/,
+  $node->safe_psql(
+	'restored', qq{
+	SELECT leader_try_acquire('sb');
+	SELECT leader_term('sb');
+});
+is($won, 't', 'in the restored database a session takes "sb" at once');
+see_term('sb', $term, 'the first leader of "sb" in the restored database');
+
+is($node->safe_psql('restored', "SELECT leader_release('named', 'pod-2')"),
+	't', 'in the restored database pod-2 releases "named"');
+($won, $term) = split /\n/,
+  $node->safe_psql(
+	'restored', qq{
+	SELECT leader_try_acquire('named', '1 hour', 'pod-3');
+	SELECT leader_term('named', 'pod-3');
+});
+is($won, 't', "in the restored database 'pod-3' takes \"named\"");
+see_term('named', $term, 'the first new leader of "named" in the restored database');
+
+# A group the source never had starts from term 1, and the source is untouched.
+is($node->safe_psql('restored', "SELECT leader_try_acquire('new'), leader_term('new')"),
+	't|1', 'a new group in the restored database starts at term 1');
+is($node->safe_psql('app', "SELECT leader_current('named')"),
+	'pod-2', 'the source database still has its own named lease');
+is($node->safe_psql('app', "SELECT leader_try_acquire('sb')"),
+	'f', 'in the source database "sb" is still held by its connected leader');
+is($sb_session->query_safe("SELECT leader_is_leader('sb'), leader_term('sb')"),
+	"t|$sb_term", 'the source leader of "sb" still leads with its term');
+$sb_session->quit;
+
+$node->stop;
+done_testing();

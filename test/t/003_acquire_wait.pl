@@ -1,0 +1,252 @@
+# leader_acquire waits (without a background worker: a bounded poll every
+# leader.poll_interval) until the caller leads or its timeout passes:
+#   - it wins promptly once the leader releases, or the leader's client dies;
+#   - it answers false after its timeout, having really waited;
+#   - statement_timeout and pg_cancel_backend end it with SQLSTATE 57014;
+#   - while it waits it holds no lock on the group and no row lock, so the
+#     leader keeps renewing.
+use strict;
+use warnings;
+
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('acquire_wait');
+$node->init;
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION leader');
+
+is($node->safe_psql('postgres', "LOAD 'leader'; SHOW leader.poll_interval"),
+	'100ms', 'leader_acquire polls every 100 ms by default');
+
+# The group lock tags of the extension carry this in pg_locks.objsubid.
+my $GROUP_LOCKSPACE = 19526;
+
+# ---- helpers ----
+
+# A background psql that goes on after errors and reports SQLSTATEs.
+sub session
+{
+	my ($appname) = @_;
+	local $ENV{PGAPPNAME} = $appname;
+	my $s = $node->background_psql('postgres', on_error_stop => 0);
+	$s->query_safe('\set VERBOSITY verbose');
+	$s->{backend_pid} = $s->query_safe('SELECT pg_backend_pid()');
+	return $s;
+}
+
+# Send a statement to a session without waiting for its result.
+my $tag_count = 0;
+
+sub start_query
+{
+	my ($s, $sql) = @_;
+	my $tag = 'finished-' . ++$tag_count;
+	$s->{stderr} = '';
+	$s->{stdin} .= "$sql\n\\echo $tag\n";
+	$s->{run}->pump_nb;
+	return $tag;
+}
+
+sub query_done
+{
+	my ($s, $tag) = @_;
+	$s->{run}->pump_nb;
+	return $s->{stdout} =~ /\Q$tag\E\n/;
+}
+
+# Wait for a statement started with start_query; returns (stdout, stderr).
+sub finish_query
+{
+	my ($s, $tag) = @_;
+	pump_until($s->{run}, $s->{timeout}, \$s->{stdout}, qr/\Q$tag\E\n/)
+	  or die "statement $tag did not finish";
+	my ($out, $err) = ($s->{stdout}, $s->{stderr});
+	$out =~ s/\Q$tag\E\n//;
+	chomp $out;
+	$s->{stdout} = '';
+	$s->{stderr} = '';
+	return ($out, $err);
+}
+
+# Wait until the session's backend sleeps inside leader_acquire.
+sub wait_until_waiting
+{
+	my ($s, $what) = @_;
+	ok( $node->poll_query_until(
+			'postgres', qq{
+			SELECT state = 'active' AND wait_event_type = 'Extension'
+			FROM pg_stat_activity WHERE pid = $s->{backend_pid}}),
+		"$what: the waiting session sleeps in leader_acquire");
+}
+
+my $listener = $node->background_psql('postgres');
+$listener->query_safe('LISTEN leader_changed');
+my $marker_count = 0;
+
+# Events committed since the last call (see 001_session_end.pl).
+sub events_so_far
+{
+	my $marker = 'marker-' . ++$marker_count;
+	$node->safe_psql('postgres',
+		"SELECT pg_notify('leader_changed', '{\"marker\":\"$marker\"}')");
+	my @events;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (1)
+	{
+		foreach my $line (split /\n/, $listener->query_safe('SELECT 1'))
+		{
+			next
+			  unless $line =~
+			  /^Asynchronous notification "leader_changed" with payload "(.*)" received from server process with PID \d+\.$/;
+			my $event = decode_json($1);
+			return [ map { "$_->{event} $_->{term} $_->{pid}" } @events ]
+			  if defined $event->{marker} && $event->{marker} eq $marker;
+			push @events, $event unless defined $event->{marker};
+		}
+		die "timed out waiting for notification $marker" if time > $deadline;
+		usleep(20_000);
+	}
+}
+
+# ---- 1. the leader releases: the waiting candidate wins promptly ----
+
+my $sess_a = session('leader-a');
+is($sess_a->query_safe("SELECT leader_try_acquire('g')"), 't', 'A leads "g"');
+my $a_term = $sess_a->query_safe("SELECT leader_term('g')");
+
+my $sess_b = session('candidate-b');
+my $tag = start_query($sess_b, "SELECT leader_acquire('g', '30s');");
+wait_until_waiting($sess_b, 'release');
+
+# While B waits: no lock on the group, no transaction id (so no row lock),
+# no lock on the lease table; and A renews as often as it likes.
+my ($locks_ok, $renewals_ok) = (1, 1);
+foreach my $i (1 .. 10)
+{
+	my $locks = $node->safe_psql(
+		'postgres', qq{
+		SELECT count(*) FROM pg_locks
+		WHERE pid = $sess_b->{backend_pid} AND granted
+		  AND (objsubid = $GROUP_LOCKSPACE
+		       OR locktype IN ('tuple', 'transactionid')
+		       OR relation = 'leader_lease'::regclass)});
+	$locks_ok = 0 if $locks ne '0';
+	$renewals_ok = 0
+	  if $sess_a->query_safe("SELECT leader_try_acquire('g'), leader_term('g')") ne
+	  "t|$a_term";
+}
+ok($locks_ok,
+	'the waiting session holds no group lock, row lock or lease table lock');
+ok($renewals_ok, 'A renews (same term) again and again while B waits');
+ok(!query_done($sess_b, $tag), 'B is still waiting while A leads');
+is($node->safe_psql('postgres', "SELECT leader_current('g')"),
+	"leader-a (pid $sess_a->{backend_pid})", 'A is still the leader');
+is_deeply(events_so_far(), ["acquired $a_term $sess_a->{backend_pid}"],
+	'renewals while B waits send no events');
+
+my $released_at = time;
+is($sess_a->query_safe("SELECT leader_release('g')"), 't', 'A releases "g"');
+my ($out, $err) = finish_query($sess_b, $tag);
+my $elapsed = time - $released_at;
+is($out, 't', 'the waiting leader_acquire returns true');
+is($err, '', 'without an error');
+ok($elapsed < 5, "it returns promptly after the release (${elapsed}s)");
+is($sess_b->query_safe("SELECT leader_term('g')"),
+	$a_term + 1, 'B leads with the next term');
+is_deeply(
+	events_so_far(),
+	[
+		"released $a_term $sess_a->{backend_pid}",
+		'acquired ' . ($a_term + 1) . " $sess_b->{backend_pid}"
+	],
+	'events: released by A, then acquired by B');
+$sess_b->query_safe("SELECT leader_release('g')");
+events_so_far();
+
+# ---- 2. the leader's client is killed: the waiting candidate wins promptly ----
+
+my $sess_k = session('leader-killed');
+is($sess_k->query_safe("SELECT leader_try_acquire('g')"), 't', 'K leads "g"');
+my $k_term = $sess_k->query_safe("SELECT leader_term('g')");
+$tag = start_query($sess_b, "SELECT leader_acquire('g', '30s');");
+wait_until_waiting($sess_b, 'kill');
+ok(!query_done($sess_b, $tag), 'B waits while K leads');
+
+my $killed_at = time;
+ok(kill('KILL', $sess_k->{run}{KIDS}[0]{PID}), 'SIGKILL sent to K\'s psql client');
+eval { $sess_k->{run}->finish; };
+($out, $err) = finish_query($sess_b, $tag);
+$elapsed = time - $killed_at;
+is($out, 't', 'the waiting leader_acquire returns true after the kill');
+ok($elapsed < 5,
+	"it returns promptly after the kill, long before the 15 s TTL (${elapsed}s)");
+is($sess_b->query_safe("SELECT leader_term('g')"),
+	$k_term + 1, 'B leads with the next term');
+is_deeply(
+	events_so_far(),
+	[
+		"acquired $k_term $sess_k->{backend_pid}",
+		"vacated $k_term $sess_k->{backend_pid}",
+		'acquired ' . ($k_term + 1) . " $sess_b->{backend_pid}"
+	],
+	'events: acquired by K, vacated by K\'s end, acquired by B');
+
+# ---- 3. a timeout while someone else leads: false, after really waiting ----
+
+# B leads "g" now.  The second column is measured by the server after
+# leader_acquire returned.
+my ($got, $waited) = split /\|/,
+  $node->safe_psql('postgres',
+	"SELECT leader_acquire('g', '300ms'), extract(epoch FROM clock_timestamp() - statement_timestamp())"
+  );
+is($got, 'f', 'leader_acquire(g, 300ms) returns false while B leads');
+ok($waited >= 0.3, "it waited its whole timeout first (${waited}s)");
+ok($waited < 5, "and not much longer (${waited}s)");
+is($sess_b->query_safe("SELECT leader_is_leader('g')"), 't', 'B still leads');
+
+# ---- 4. statement_timeout ends a waiting leader_acquire ----
+
+my $t0 = time;
+my ($ret, $stdout, $stderr) = $node->psql(
+	'postgres', qq{
+	\\set VERBOSITY verbose
+	SET statement_timeout = '500ms';
+	SELECT leader_acquire('g', '30s');
+	SELECT 'session still usable';
+}, on_error_stop => 0);
+$elapsed = time - $t0;
+like(
+	$stderr,
+	qr/ERROR:  57014: canceling statement due to statement timeout/,
+	'statement_timeout ends a waiting leader_acquire with SQLSTATE 57014');
+like($stdout, qr/session still usable/, 'the session goes on after it');
+ok($elapsed < 10, "well before its own 30 s timeout (${elapsed}s)");
+is($sess_b->query_safe("SELECT leader_is_leader('g')"), 't', 'B still leads');
+
+# ---- 5. pg_cancel_backend ends a waiting leader_acquire ----
+
+my $sess_c = session('candidate-c');
+$tag = start_query($sess_c, "SELECT leader_acquire('g');");    # no time limit
+wait_until_waiting($sess_c, 'cancel');
+is($node->safe_psql('postgres', "SELECT pg_cancel_backend($sess_c->{backend_pid})"),
+	't', 'pg_cancel_backend() of the waiting session');
+($out, $err) = finish_query($sess_c, $tag);
+like(
+	$err,
+	qr/ERROR:  57014: canceling statement due to user request/,
+	'pg_cancel_backend ends a waiting leader_acquire with SQLSTATE 57014');
+is($sess_c->query_safe("SELECT leader_is_leader('g')"),
+	'f', 'the cancelled session does not lead');
+is($sess_b->query_safe("SELECT leader_is_leader('g')"), 't', 'B still leads');
+is_deeply(events_so_far(), [], 'no events from the timed-out or cancelled waits');
+
+$sess_c->quit;
+$sess_b->quit;
+$sess_a->quit;
+$listener->quit;
+$node->stop;
+done_testing();
