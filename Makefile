@@ -18,6 +18,7 @@ OBJS = \
 	src/lease_store.o \
 	src/events.o \
 	src/election.o \
+	src/waiting.o \
 	src/functions.o
 
 DATA = sql/$(EXTENSION)--$(EXTVERSION).sql

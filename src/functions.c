@@ -9,13 +9,10 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "pgstat.h"
-#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
-#include "utils/wait_event.h"
 
 PG_FUNCTION_INFO_V1(leader_try_acquire);
 PG_FUNCTION_INFO_V1(leader_acquire);
@@ -52,7 +49,7 @@ leader_try_acquire(PG_FUNCTION_ARGS)
 /*
  * leader_acquire(group_name text, timeout interval, ttl interval, holder text)
  *
- * Tries, then sleeps on its latch and tries again, until it leads or the
+ * Tries, then sleeps (waiting.c) and tries again, until it leads or the
  * timeout passes.  It sleeps leader.poll_interval at most, and wakes at
  * once when the lease it waits on is due to expire.  It holds no row lock
  * and no group lock while it sleeps; cancel and statement_timeout end it.
@@ -95,11 +92,7 @@ leader_acquire(PG_FUNCTION_ARGS)
 		if (deadline < wake_at)
 			wake_at = deadline;
 
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(1, (long) ((wake_at - now + 999) / 1000)),
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		leader_sleep_until(wake_at);
 	}
 	MemoryContextDelete(attempt_context);
 	PG_RETURN_BOOL(won);

@@ -134,6 +134,9 @@ extern bool session_lock_holder_alive(const char *group, int64 term,
 									  int32 pid, TimestampTz backend_start);
 extern void session_lock_register_callbacks(void);
 
+/* ---- sleeping between attempts (waiting.c) ---- */
+extern void leader_sleep_until(TimestampTz wake_at);
+
 /* ---- events (events.c) ---- */
 extern void leader_event_send(const char *event, const LeaseRow *lease);
 

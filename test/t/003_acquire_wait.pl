@@ -4,7 +4,8 @@
 #   - it answers false after its timeout, having really waited;
 #   - statement_timeout and pg_cancel_backend end it with SQLSTATE 57014;
 #   - while it waits it holds no lock on the group and no row lock, so the
-#     leader keeps renewing.
+#     leader keeps renewing;
+#   - a waiting candidate whose client dies ends, and never wins.
 use strict;
 use warnings;
 
@@ -243,6 +244,26 @@ is($sess_c->query_safe("SELECT leader_is_leader('g')"),
 	'f', 'the cancelled session does not lead');
 is($sess_b->query_safe("SELECT leader_is_leader('g')"), 't', 'B still leads');
 is_deeply(events_so_far(), [], 'no events from the timed-out or cancelled waits');
+
+# ---- 6. a waiting candidate whose client dies never wins ----
+
+# D waits without a time limit; its psql is killed.  Its backend must end
+# (it checks its client after every sleep), not stay to win the group for a
+# session nobody listens to.
+my $sess_d = session('candidate-d');
+$tag = start_query($sess_d, "SELECT leader_acquire('g');");
+wait_until_waiting($sess_d, 'dead waiter');
+ok(kill('KILL', $sess_d->{run}{KIDS}[0]{PID}), 'SIGKILL sent to D\'s psql client');
+eval { $sess_d->{run}->finish; };
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $sess_d->{backend_pid}"),
+	'the waiting backend of the killed client ends while B still leads');
+is($sess_b->query_safe("SELECT leader_release('g')"), 't', 'B releases "g"');
+is($node->safe_psql('postgres', "SELECT state FROM leader_status WHERE group_name = 'g'"),
+	'vacant', 'nobody took the group: the dead candidate did not win');
+is_deeply(events_so_far(), [ 'released ' . ($k_term + 1) . " $sess_b->{backend_pid}" ],
+	'events: only B\'s release');
 
 $sess_c->quit;
 $sess_b->quit;
