@@ -22,7 +22,13 @@
 #include "miscadmin.h"
 #include "utils/timestamp.h"
 
-/* The group locks one change holds, to give back if it changes nothing. */
+/*
+ * The group locks one change holds, to give back if it changes nothing.
+ * A renewal needs only CHANGE; anything that ends or starts a leadership
+ * needs HANDOVER, which excludes CHANGE too.  A call that waits asks for
+ * HANDOVER alone and holds nothing while it waits, so two waiting changes
+ * can never each hold what the other waits for.
+ */
 typedef struct GroupChange
 {
 	const char *group;
@@ -31,19 +37,21 @@ typedef struct GroupChange
 } GroupChange;
 
 static bool
-change_begin(GroupChange *gc, const char *group, bool wait)
+change_lock(GroupChange *gc, const char *group, GroupLockMode mode, bool wait)
 {
-	gc->group = group;
-	gc->handover = GROUP_LOCK_ALREADY_HELD;
-	gc->change = group_lock_take(group, GROUP_LOCK_CHANGE, wait);
-	return gc->change != GROUP_LOCK_BUSY;
-}
+	GroupLockResult result = group_lock_take(group, mode, wait);
 
-static bool
-change_handover(GroupChange *gc, bool wait)
-{
-	gc->handover = group_lock_take(gc->group, GROUP_LOCK_HANDOVER, wait);
-	return gc->handover != GROUP_LOCK_BUSY;
+	if (gc->group == NULL)
+	{
+		gc->group = group;
+		gc->change = GROUP_LOCK_ALREADY_HELD;
+		gc->handover = GROUP_LOCK_ALREADY_HELD;
+	}
+	if (mode == GROUP_LOCK_HANDOVER)
+		gc->handover = result;
+	else
+		gc->change = result;
+	return result != GROUP_LOCK_BUSY;
 }
 
 static void
@@ -155,14 +163,16 @@ leader_try_acquire_internal(Oid ext_namespace, const char *group,
 	LeaseStore *store = lease_store_open(ext_namespace, RowExclusiveLock);
 	LeaseRow	row;
 	LeaseState	state;
-	GroupChange gc;
+	GroupChange gc = {0};
 	TimestampTz now;
 	bool		won = false;
 
 	*retry_at = 0;
 	lease_store_read(store, group, &row);
 	state = leader_lease_state(&row, caller, GetCurrentTimestamp());
-	if (state != LEASE_OTHERS && change_begin(&gc, group, false))
+	if (state != LEASE_OTHERS &&
+		change_lock(&gc, group, state == LEASE_MINE ? GROUP_LOCK_CHANGE : GROUP_LOCK_HANDOVER,
+					false))
 	{
 		lease_store_read(store, group, &row);
 		now = GetCurrentTimestamp();
@@ -174,7 +184,8 @@ leader_try_acquire_internal(Oid ext_namespace, const char *group,
 			lease_store_write(store, &row);
 			won = true;
 		}
-		else if (state != LEASE_OTHERS && change_handover(&gc, false))
+		else if (state != LEASE_OTHERS &&
+				 change_lock(&gc, group, GROUP_LOCK_HANDOVER, false))
 		{
 			if (state != LEASE_VACANT)
 				lease_end(&row, ending_event(state));
@@ -197,17 +208,12 @@ leader_try_acquire_internal(Oid ext_namespace, const char *group,
 static void
 settle_ended_lease(LeaseStore *store, const char *group)
 {
-	GroupChange gc;
+	GroupChange gc = {0};
 	LeaseRow	row;
 	LeaseState	state;
 
-	if (!change_begin(&gc, group, false))
+	if (!change_lock(&gc, group, GROUP_LOCK_HANDOVER, false))
 		return;
-	if (!change_handover(&gc, false))
-	{
-		change_abandon(&gc);
-		return;
-	}
 	lease_store_read(store, group, &row);
 	state = leader_lease_state(&row, NULL, GetCurrentTimestamp());
 	if (state == LEASE_EXPIRED || state == LEASE_VACATED)
@@ -229,14 +235,13 @@ leader_release_internal(Oid ext_namespace, const char *group, const LeaderCaller
 	LeaseStore *store = lease_store_open(ext_namespace, RowExclusiveLock);
 	LeaseRow	row;
 	LeaseState	state;
-	GroupChange gc;
+	GroupChange gc = {0};
 
 	lease_store_read(store, group, &row);
 	state = leader_lease_state(&row, caller, GetCurrentTimestamp());
 	if (state == LEASE_MINE)
 	{
-		change_begin(&gc, group, true);
-		change_handover(&gc, true);
+		change_lock(&gc, group, GROUP_LOCK_HANDOVER, true);
 		lease_store_read(store, group, &row);
 		state = leader_lease_state(&row, caller, GetCurrentTimestamp());
 		if (state == LEASE_MINE || state == LEASE_EXPIRED || state == LEASE_VACATED)
@@ -260,10 +265,9 @@ leader_force_release_internal(Oid ext_namespace, const char *group)
 	LeaseStore *store = lease_store_open(ext_namespace, RowExclusiveLock);
 	LeaseRow	row;
 	LeaseState	state;
-	GroupChange gc;
+	GroupChange gc = {0};
 
-	change_begin(&gc, group, true);
-	change_handover(&gc, true);
+	change_lock(&gc, group, GROUP_LOCK_HANDOVER, true);
 	lease_store_read(store, group, &row);
 	state = leader_lease_state(&row, NULL, GetCurrentTimestamp());
 	if (state == LEASE_VACANT)

@@ -5,12 +5,12 @@
  *
  * Protocol (lock modes of one tag per group):
  *	 FENCE		RowShareLock		leader_fence; many at once.
- *	 CHANGE		ShareUpdateExclusiveLock	any change (renewal included);
- *					conflicts with other changes, not with fences, so a
- *					leader renews while its fenced writes run.
- *	 HANDOVER	ExclusiveLock		taken on top of CHANGE when the holder
- *					changes or the lease ends; conflicts with fences, so a
- *					fenced transaction keeps its term until it ends.
+ *	 CHANGE		ShareUpdateExclusiveLock	a renewal; conflicts with other
+ *					changes, not with fences, so a leader renews while its
+ *					fenced writes run.
+ *	 HANDOVER	ExclusiveLock		anything that ends or starts a
+ *					leadership; conflicts with all of the above, so a fenced
+ *					transaction keeps its term until it ends.
  * Changers that must not wait (leader_try_acquire) ask conditionally and
  * answer false when the lock is busy: that is how they never wait on
  * another session's uncommitted change.  A caller that took the lock and
