@@ -127,7 +127,13 @@ session_lock_take(const char *group, int64 term)
 	HeldLease  *previous = held_lookup(group, HASH_FIND);
 
 	my_session_lock_tag(&tag, group, term);
-	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+	/*
+	 * A lock this session already has (left by a lease of the same group and
+	 * term in an earlier incarnation of the extension) is adopted, not
+	 * counted twice, so that the lease's end frees it.
+	 */
+	if (!leader_lock_held_by_me(&tag, ExclusiveLock) &&
+		LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("could not take the liveness lock of group \"%s\"", group),
