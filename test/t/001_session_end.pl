@@ -9,11 +9,13 @@
 use strict;
 use warnings;
 
-use JSON::PP;
+use FindBin;
+use lib $FindBin::RealBin;
+use LeaderTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(time);
 
 my $node = PostgreSQL::Test::Cluster->new('session_end');
 $node->init;
@@ -26,44 +28,7 @@ is($node->safe_psql('postgres', "LOAD 'leader'; SHOW leader.default_ttl"),
 
 # ---- reading leader_changed through a background psql ----
 
-my $listener = $node->background_psql('postgres');
-$listener->query_safe('LISTEN leader_changed');
-my $marker_count = 0;
-
-# All events committed since the last call, in delivery order.  A marker
-# notification sent now is delivered after every notification committed
-# before it, so once it arrives nothing earlier is still in flight.
-sub events_so_far
-{
-	my $marker = 'marker-' . ++$marker_count;
-	$node->safe_psql('postgres',
-		"SELECT pg_notify('leader_changed', '{\"marker\":\"$marker\"}')");
-
-	my @events;
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	while (1)
-	{
-		my $out = $listener->query_safe('SELECT 1');
-		foreach my $line (split /\n/, $out)
-		{
-			next
-			  unless $line =~
-			  /^Asynchronous notification "leader_changed" with payload "(.*)" received from server process with PID \d+\.$/;
-			my $event = decode_json($1);
-			return @events
-			  if defined $event->{marker} && $event->{marker} eq $marker;
-			push @events, $event unless defined $event->{marker};
-		}
-		die "timed out waiting for notification $marker" if time > $deadline;
-		usleep(20_000);
-	}
-}
-
-# "event term pid" for each event, for readable comparisons.
-sub summary
-{
-	return [ map { "$_->{event} $_->{term} " . ($_->{pid} // 'null') } @_ ];
-}
+my $listener = listen_leader_changed($node, 'postgres');
 
 # ---- one scenario per way a session can end ----
 
@@ -71,16 +36,15 @@ sub summary
 sub start_leader
 {
 	my ($group, $appname) = @_;
-	local $ENV{PGAPPNAME} = $appname;
-	my $session = $node->background_psql('postgres');
-	my $pid = $session->query_safe('SELECT pg_backend_pid()');
+	my $session = session($node, $appname);
+	my $pid = $session->{backend_pid};
 
 	is($session->query_safe("SELECT leader_try_acquire('$group')"),
 		't', "$group: the first session leads");
 	my $term = $session->query_safe("SELECT leader_term('$group')");
 	like($term, qr/^\d+$/, "$group: the leader has a term");
 
-	my @events = events_so_far();
+	my @events = events_so_far($node, 'postgres', $listener);
 	is_deeply(summary(@events), ["acquired $term $pid"],
 		"$group: one acquired event for the first leadership");
 	is($events[0]{holder}, "$appname (pid $pid)",
@@ -90,21 +54,11 @@ sub start_leader
 	# While the session lives, nobody else can take the group.
 	is( $node->safe_psql('postgres', "SELECT leader_try_acquire('$group')"),
 		'f', "$group: another session cannot take it while the leader lives");
-	is( $node->safe_psql('postgres',
-			"SELECT state, session_alive FROM leader_status WHERE group_name = '$group'"
-		),
+	is(lease_status($node, 'postgres', $group),
 		'held|t',
 		"$group: leader_status shows the lease held by a live session");
 
 	return ($session, $pid, $term);
-}
-
-sub backend_gone
-{
-	my ($pid) = @_;
-	ok( $node->poll_query_until('postgres',
-			"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
-		"backend $pid has exited");
 }
 
 # After the session's leadership has ended at $ended_at: another session
@@ -113,9 +67,7 @@ sub check_takeover
 {
 	my ($group, $old_pid, $old_term, $ended_at) = @_;
 
-	is( $node->safe_psql('postgres',
-			"SELECT state, session_alive FROM leader_status WHERE group_name = '$group'"
-		),
+	is(lease_status($node, 'postgres', $group),
 		'vacant|f',
 		"$group: leader_status shows the lease vacant, its session not alive");
 	is($node->safe_psql('postgres', "SELECT leader_current('$group')"),
@@ -134,7 +86,7 @@ sub check_takeover
 		"$group: the takeover came well before the 15 s TTL (${elapsed}s)");
 	is($term, $old_term + 1, "$group: the new leadership has the next term");
 
-	my @events = events_so_far();
+	my @events = events_so_far($node, 'postgres', $listener);
 	is_deeply(
 		summary(@events),
 		[ "vacated $old_term $old_pid", "acquired $term $pid" ],
@@ -146,13 +98,12 @@ sub check_takeover
 # connection close and exits.
 {
 	my ($session, $pid, $term) = start_leader('g', 'leader-killed');
-	my $client_pid = $session->{run}{KIDS}[0]{PID};
+	my $client_pid = client_pid($session);
 	ok($client_pid && $client_pid != $pid,
 		'the psql client process is known and is not the backend');
 	my $ended_at = time;
-	ok(kill('KILL', $client_pid), 'SIGKILL sent to the leader\'s psql client');
-	eval { $session->{run}->finish; };
-	backend_gone($pid);
+	ok(kill_client($session), 'SIGKILL sent to the leader\'s psql client');
+	ok(backend_gone($node, $pid), "backend $pid has exited");
 	check_takeover('g', $pid, $term, $ended_at);
 }
 
@@ -162,7 +113,7 @@ sub check_takeover
 	my $ended_at = time;
 	is($node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)"),
 		't', 'pg_terminate_backend() of the leader\'s backend');
-	backend_gone($pid);
+	ok(backend_gone($node, $pid), "backend $pid has exited");
 	eval { $session->quit; };
 	check_takeover('g_terminated', $pid, $term, $ended_at);
 }

@@ -5,11 +5,12 @@
 use strict;
 use warnings;
 
-use JSON::PP;
+use FindBin;
+use lib $FindBin::RealBin;
+use LeaderTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('restart');
 $node->init;
@@ -30,44 +31,30 @@ sub see_term
 	  if !defined $max_term{$group} || $term > $max_term{$group};
 }
 
-# Events on leader_changed of database $db, read through a background psql;
-# see 001_session_end.pl for the marker technique.
-my $marker_count = 0;
-
-sub events_so_far
+# A fresh session of database $db takes $group, for $holder for an hour
+# when $holder is given, and gets a term above every earlier one: two
+# assertions, named $won_name and after $what.
+sub take_group
 {
-	my ($listener, $db) = @_;
-	my $marker = 'marker-' . ++$marker_count;
-	$node->safe_psql($db,
-		"SELECT pg_notify('leader_changed', '{\"marker\":\"$marker\"}')");
-	my @events;
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	while (1)
-	{
-		foreach my $line (split /\n/, $listener->query_safe('SELECT 1'))
-		{
-			next
-			  unless $line =~
-			  /^Asynchronous notification "leader_changed" with payload "(.*)" received from server process with PID \d+\.$/;
-			my $event = decode_json($1);
-			return @events
-			  if defined $event->{marker} && $event->{marker} eq $marker;
-			push @events, $event unless defined $event->{marker};
-		}
-		die "timed out waiting for notification $marker" if time > $deadline;
-		usleep(20_000);
-	}
-}
-
-sub summary
-{
-	return [ map { "$_->{event} $_->{term} " . ($_->{pid} // 'null') } @_ ];
+	my ($node, $db, $group, $holder, $won_name, $what) = @_;
+	my ($acquire_args, $term_args) =
+	  defined $holder
+	  ? ("'$group', '1 hour', '$holder'", "'$group', '$holder'")
+	  : ("'$group'", "'$group'");
+	my ($won, $term) = split /\n/,
+	  $node->safe_psql(
+		$db, qq{
+		SELECT leader_try_acquire($acquire_args);
+		SELECT leader_term($term_args);
+	});
+	is($won, 't', $won_name);
+	see_term($group, $term, $what);
 }
 
 # A session-bound leader of "sb" that stays connected, and a named lease of
 # "named" held by 'pod-1' for an hour.  Several terms go by first so that a
 # term reset to 0 or 1 cannot pass for an increase.
-my $sb_session = $node->background_psql('app');
+my $sb_session = session($node, undef, 'app');
 foreach my $round (1 .. 3)
 {
 	is( $node->safe_psql(
@@ -81,7 +68,7 @@ foreach my $round (1 .. 3)
 }
 is($sb_session->query_safe("SELECT leader_try_acquire('sb')"),
 	't', 'a connected session leads "sb"');
-my $sb_pid = $sb_session->query_safe('SELECT pg_backend_pid()');
+my $sb_pid = $sb_session->{backend_pid};
 my $sb_term = $sb_session->query_safe("SELECT leader_term('sb')");
 see_term('sb', $sb_term, 'the connected session');
 is($node->safe_psql('app', "SELECT leader_try_acquire('named', '1 hour', 'pod-1')"),
@@ -101,20 +88,16 @@ is($node->safe_psql('app', "SELECT leader_is_leader('named', 'pod-1')"),
 	't', 'after restart leader_is_leader(named, pod-1) is true');
 is($node->safe_psql('app', "SELECT leader_term('named', 'pod-1')"),
 	$named_term, 'after restart the named lease keeps its term');
-is( $node->safe_psql('app',
-		"SELECT state FROM leader_status WHERE group_name = 'named'"),
+is(lease_status($node, 'app', 'named', 'state'),
 	'held', 'after restart leader_status shows the named lease held');
 
 is($node->safe_psql('app', "SELECT leader_current('sb')"),
 	'', 'after restart the session-bound lease has no current holder');
-is( $node->safe_psql('app',
-		"SELECT state, session_alive, term FROM leader_status WHERE group_name = 'sb'"
-	),
+is(lease_status($node, 'app', 'sb', qw(state session_alive term)),
 	"vacant|f|$sb_term",
 	'after restart leader_status shows the session-bound lease vacant, same term');
 
-my $listener = $node->background_psql('app');
-$listener->query_safe('LISTEN leader_changed');
+my $listener = listen_leader_changed($node, 'app');
 
 my ($won, $term, $pid) = split /\n/,
   $node->safe_psql(
@@ -127,7 +110,7 @@ is($won, 't', 'after restart another session takes "sb" at once');
 is($term, $sb_term + 1, 'after restart "sb" gets the next term');
 see_term('sb', $term, 'the first leader after restart');
 is_deeply(
-	summary(events_so_far($listener, 'app')),
+	summary(events_so_far($node, 'app', $listener)),
 	[ "vacated $sb_term $sb_pid", "acquired $term $pid" ],
 	'the void lease is reported vacated (old term and pid), then acquired');
 
@@ -137,7 +120,7 @@ is($node->safe_psql('app', "SELECT leader_try_acquire('named')"),
 # ---- crash (immediate stop) ----
 
 # A session-bound leader, still connected when the server crashes.
-$sb_session = $node->background_psql('app');
+$sb_session = session($node, undef, 'app');
 is($sb_session->query_safe("SELECT leader_try_acquire('sb')"),
 	't', 'a connected session leads "sb" when the server crashes');
 $sb_term = $sb_session->query_safe("SELECT leader_term('sb')");
@@ -149,8 +132,7 @@ $node->stop('immediate');
 $node->start;
 eval { $sb_session->quit; };
 
-is( $node->safe_psql('app',
-		"SELECT state, session_alive FROM leader_status WHERE group_name = 'sb'"),
+is(lease_status($node, 'app', 'sb'),
 	'vacant|f',
 	'after a crash the session-bound lease is vacant');
 is($node->safe_psql('app', "SELECT leader_current('named')"),
@@ -160,32 +142,22 @@ is($node->safe_psql('app', "SELECT leader_term('named', 'pod-1')"),
 
 foreach my $round (1 .. 2)
 {
-	($won, $term) = split /\n/,
-	  $node->safe_psql(
-		'app', qq{
-		SELECT leader_try_acquire('sb');
-		SELECT leader_term('sb');
-	});
-	is($won, 't', "after the crash a session takes \"sb\" (round $round)");
-	see_term('sb', $term, "after the crash, round $round, \"sb\"");
+	take_group($node, 'app', 'sb', undef,
+		"after the crash a session takes \"sb\" (round $round)",
+		"after the crash, round $round, \"sb\"");
 }
 
 is($node->safe_psql('app', "SELECT leader_force_release('named')"),
 	't', 'the named lease is force-released after the crash');
-($won, $term) = split /\n/,
-  $node->safe_psql(
-	'app', qq{
-	SELECT leader_try_acquire('named', '1 hour', 'pod-2');
-	SELECT leader_term('named', 'pod-2');
-});
-is($won, 't', "'pod-2' takes \"named\" after the crash");
-see_term('named', $term, "'pod-2' after the crash");
+take_group($node, 'app', 'named', 'pod-2',
+	"'pod-2' takes \"named\" after the crash",
+	"'pod-2' after the crash");
 
 # ---- pg_dump and pg_restore into a fresh database ----
 
 # The dump is taken while a session-bound leader of "sb" is connected to the
 # source database: in the restored database that lease belongs to no session.
-$sb_session = $node->background_psql('app');
+$sb_session = session($node, undef, 'app');
 is($sb_session->query_safe("SELECT leader_try_acquire('sb')"),
 	't', 'a connected session leads "sb" while the dump is taken');
 $sb_term = $sb_session->query_safe("SELECT leader_term('sb')");
@@ -205,29 +177,18 @@ is( $node->safe_psql('restored',
 is($node->safe_psql('restored', "SELECT leader_current('named')"),
 	'pod-2', 'the restored named lease is held by pod-2');
 
-is( $node->safe_psql('restored',
-		"SELECT state, session_alive FROM leader_status WHERE group_name = 'sb'"),
+is(lease_status($node, 'restored', 'sb'),
 	'vacant|f',
 	'in the restored database the session-bound lease of the source is void');
-($won, $term) = split /\n/,
-  $node->safe_psql(
-	'restored', qq{
-	SELECT leader_try_acquire('sb');
-	SELECT leader_term('sb');
-});
-is($won, 't', 'in the restored database a session takes "sb" at once');
-see_term('sb', $term, 'the first leader of "sb" in the restored database');
+take_group($node, 'restored', 'sb', undef,
+	'in the restored database a session takes "sb" at once',
+	'the first leader of "sb" in the restored database');
 
 is($node->safe_psql('restored', "SELECT leader_release('named', 'pod-2')"),
 	't', 'in the restored database pod-2 releases "named"');
-($won, $term) = split /\n/,
-  $node->safe_psql(
-	'restored', qq{
-	SELECT leader_try_acquire('named', '1 hour', 'pod-3');
-	SELECT leader_term('named', 'pod-3');
-});
-is($won, 't', "in the restored database 'pod-3' takes \"named\"");
-see_term('named', $term, 'the first new leader of "named" in the restored database');
+take_group($node, 'restored', 'named', 'pod-3',
+	"in the restored database 'pod-3' takes \"named\"",
+	'the first new leader of "named" in the restored database');
 
 # A group the source never had starts from term 1, and the source is untouched.
 is($node->safe_psql('restored', "SELECT leader_try_acquire('new'), leader_term('new')"),

@@ -9,11 +9,13 @@
 use strict;
 use warnings;
 
-use JSON::PP;
+use FindBin;
+use lib $FindBin::RealBin;
+use LeaderTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(time);
 
 my $node = PostgreSQL::Test::Cluster->new('acquire_wait');
 $node->init;
@@ -26,102 +28,23 @@ is($node->safe_psql('postgres', "LOAD 'leader'; SHOW leader.poll_interval"),
 # The group lock tags of the extension carry this in pg_locks.objsubid.
 my $GROUP_LOCKSPACE = 19526;
 
-# ---- helpers ----
+my $listener = listen_leader_changed($node, 'postgres');
 
-# A background psql that goes on after errors and reports SQLSTATEs.
-sub session
+# The events committed since the last call, as "event term pid".
+sub events
 {
-	my ($appname) = @_;
-	local $ENV{PGAPPNAME} = $appname;
-	my $s = $node->background_psql('postgres', on_error_stop => 0);
-	$s->query_safe('\set VERBOSITY verbose');
-	$s->{backend_pid} = $s->query_safe('SELECT pg_backend_pid()');
-	return $s;
-}
-
-# Send a statement to a session without waiting for its result.
-my $tag_count = 0;
-
-sub start_query
-{
-	my ($s, $sql) = @_;
-	my $tag = 'finished-' . ++$tag_count;
-	$s->{stderr} = '';
-	$s->{stdin} .= "$sql\n\\echo $tag\n";
-	$s->{run}->pump_nb;
-	return $tag;
-}
-
-sub query_done
-{
-	my ($s, $tag) = @_;
-	$s->{run}->pump_nb;
-	return $s->{stdout} =~ /\Q$tag\E\n/;
-}
-
-# Wait for a statement started with start_query; returns (stdout, stderr).
-sub finish_query
-{
-	my ($s, $tag) = @_;
-	pump_until($s->{run}, $s->{timeout}, \$s->{stdout}, qr/\Q$tag\E\n/)
-	  or die "statement $tag did not finish";
-	my ($out, $err) = ($s->{stdout}, $s->{stderr});
-	$out =~ s/\Q$tag\E\n//;
-	chomp $out;
-	$s->{stdout} = '';
-	$s->{stderr} = '';
-	return ($out, $err);
-}
-
-# Wait until the session's backend sleeps inside leader_acquire.
-sub wait_until_waiting
-{
-	my ($s, $what) = @_;
-	ok( $node->poll_query_until(
-			'postgres', qq{
-			SELECT state = 'active' AND wait_event_type = 'Extension'
-			FROM pg_stat_activity WHERE pid = $s->{backend_pid}}),
-		"$what: the waiting session sleeps in leader_acquire");
-}
-
-my $listener = $node->background_psql('postgres');
-$listener->query_safe('LISTEN leader_changed');
-my $marker_count = 0;
-
-# Events committed since the last call (see 001_session_end.pl).
-sub events_so_far
-{
-	my $marker = 'marker-' . ++$marker_count;
-	$node->safe_psql('postgres',
-		"SELECT pg_notify('leader_changed', '{\"marker\":\"$marker\"}')");
-	my @events;
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	while (1)
-	{
-		foreach my $line (split /\n/, $listener->query_safe('SELECT 1'))
-		{
-			next
-			  unless $line =~
-			  /^Asynchronous notification "leader_changed" with payload "(.*)" received from server process with PID \d+\.$/;
-			my $event = decode_json($1);
-			return [ map { "$_->{event} $_->{term} $_->{pid}" } @events ]
-			  if defined $event->{marker} && $event->{marker} eq $marker;
-			push @events, $event unless defined $event->{marker};
-		}
-		die "timed out waiting for notification $marker" if time > $deadline;
-		usleep(20_000);
-	}
+	return summary(events_so_far($node, 'postgres', $listener));
 }
 
 # ---- 1. the leader releases: the waiting candidate wins promptly ----
 
-my $sess_a = session('leader-a');
+my $sess_a = session($node, 'leader-a');
 is($sess_a->query_safe("SELECT leader_try_acquire('g')"), 't', 'A leads "g"');
 my $a_term = $sess_a->query_safe("SELECT leader_term('g')");
 
-my $sess_b = session('candidate-b');
+my $sess_b = session($node, 'candidate-b');
 my $tag = start_query($sess_b, "SELECT leader_acquire('g', '30s');");
-wait_until_waiting($sess_b, 'release');
+wait_until_waiting($node, $sess_b, 'release');
 
 # While B waits: no lock on the group, no transaction id (so no row lock),
 # no lock on the lease table; and A renews as often as it likes.
@@ -146,7 +69,7 @@ ok($renewals_ok, 'A renews (same term) again and again while B waits');
 ok(!query_done($sess_b, $tag), 'B is still waiting while A leads');
 is($node->safe_psql('postgres', "SELECT leader_current('g')"),
 	"leader-a (pid $sess_a->{backend_pid})", 'A is still the leader');
-is_deeply(events_so_far(), ["acquired $a_term $sess_a->{backend_pid}"],
+is_deeply(events(), ["acquired $a_term $sess_a->{backend_pid}"],
 	'renewals while B waits send no events');
 
 my $released_at = time;
@@ -159,27 +82,26 @@ ok($elapsed < 5, "it returns promptly after the release (${elapsed}s)");
 is($sess_b->query_safe("SELECT leader_term('g')"),
 	$a_term + 1, 'B leads with the next term');
 is_deeply(
-	events_so_far(),
+	events(),
 	[
 		"released $a_term $sess_a->{backend_pid}",
 		'acquired ' . ($a_term + 1) . " $sess_b->{backend_pid}"
 	],
 	'events: released by A, then acquired by B');
 $sess_b->query_safe("SELECT leader_release('g')");
-events_so_far();
+events();
 
 # ---- 2. the leader's client is killed: the waiting candidate wins promptly ----
 
-my $sess_k = session('leader-killed');
+my $sess_k = session($node, 'leader-killed');
 is($sess_k->query_safe("SELECT leader_try_acquire('g')"), 't', 'K leads "g"');
 my $k_term = $sess_k->query_safe("SELECT leader_term('g')");
 $tag = start_query($sess_b, "SELECT leader_acquire('g', '30s');");
-wait_until_waiting($sess_b, 'kill');
+wait_until_waiting($node, $sess_b, 'kill');
 ok(!query_done($sess_b, $tag), 'B waits while K leads');
 
 my $killed_at = time;
-ok(kill('KILL', $sess_k->{run}{KIDS}[0]{PID}), 'SIGKILL sent to K\'s psql client');
-eval { $sess_k->{run}->finish; };
+ok(kill_client($sess_k), 'SIGKILL sent to K\'s psql client');
 ($out, $err) = finish_query($sess_b, $tag);
 $elapsed = time - $killed_at;
 is($out, 't', 'the waiting leader_acquire returns true after the kill');
@@ -188,7 +110,7 @@ ok($elapsed < 5,
 is($sess_b->query_safe("SELECT leader_term('g')"),
 	$k_term + 1, 'B leads with the next term');
 is_deeply(
-	events_so_far(),
+	events(),
 	[
 		"acquired $k_term $sess_k->{backend_pid}",
 		"vacated $k_term $sess_k->{backend_pid}",
@@ -230,9 +152,9 @@ is($sess_b->query_safe("SELECT leader_is_leader('g')"), 't', 'B still leads');
 
 # ---- 5. pg_cancel_backend ends a waiting leader_acquire ----
 
-my $sess_c = session('candidate-c');
+my $sess_c = session($node, 'candidate-c');
 $tag = start_query($sess_c, "SELECT leader_acquire('g');");    # no time limit
-wait_until_waiting($sess_c, 'cancel');
+wait_until_waiting($node, $sess_c, 'cancel');
 is($node->safe_psql('postgres', "SELECT pg_cancel_backend($sess_c->{backend_pid})"),
 	't', 'pg_cancel_backend() of the waiting session');
 ($out, $err) = finish_query($sess_c, $tag);
@@ -243,26 +165,23 @@ like(
 is($sess_c->query_safe("SELECT leader_is_leader('g')"),
 	'f', 'the cancelled session does not lead');
 is($sess_b->query_safe("SELECT leader_is_leader('g')"), 't', 'B still leads');
-is_deeply(events_so_far(), [], 'no events from the timed-out or cancelled waits');
+is_deeply(events(), [], 'no events from the timed-out or cancelled waits');
 
 # ---- 6. a waiting candidate whose client dies never wins ----
 
 # D waits without a time limit; its psql is killed.  Its backend must end
 # (it checks its client after every sleep), not stay to win the group for a
 # session nobody listens to.
-my $sess_d = session('candidate-d');
+my $sess_d = session($node, 'candidate-d');
 $tag = start_query($sess_d, "SELECT leader_acquire('g');");
-wait_until_waiting($sess_d, 'dead waiter');
-ok(kill('KILL', $sess_d->{run}{KIDS}[0]{PID}), 'SIGKILL sent to D\'s psql client');
-eval { $sess_d->{run}->finish; };
-ok( $node->poll_query_until(
-		'postgres',
-		"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $sess_d->{backend_pid}"),
+wait_until_waiting($node, $sess_d, 'dead waiter');
+ok(kill_client($sess_d), 'SIGKILL sent to D\'s psql client');
+ok(backend_gone($node, $sess_d->{backend_pid}),
 	'the waiting backend of the killed client ends while B still leads');
 is($sess_b->query_safe("SELECT leader_release('g')"), 't', 'B releases "g"');
-is($node->safe_psql('postgres', "SELECT state FROM leader_status WHERE group_name = 'g'"),
+is(lease_status($node, 'postgres', 'g', 'state'),
 	'vacant', 'nobody took the group: the dead candidate did not win');
-is_deeply(events_so_far(), [ 'released ' . ($k_term + 1) . " $sess_b->{backend_pid}" ],
+is_deeply(events(), [ 'released ' . ($k_term + 1) . " $sess_b->{backend_pid}" ],
 	'events: only B\'s release');
 
 $sess_c->quit;

@@ -6,6 +6,9 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use LeaderTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -26,15 +29,11 @@ foreach my $round (1 .. 2)
 		SELECT leader_try_acquire('sb');
 	});
 }
-my $sb_session;
-{
-	local $ENV{PGAPPNAME} = 'primary-leader';
-	$sb_session = $primary->background_psql('postgres');
-}
+my $sb_session = session($primary, 'primary-leader');
 is($sb_session->query_safe("SELECT leader_try_acquire('sb')"),
 	't', 'on the primary a session leads "sb"');
 my $sb_term = $sb_session->query_safe("SELECT leader_term('sb')");
-my $sb_pid = $sb_session->query_safe('SELECT pg_backend_pid()');
+my $sb_pid = $sb_session->{backend_pid};
 is($sb_term, 3, '"sb" is on its third term');
 is( $primary->safe_psql(
 		'postgres', "SELECT leader_try_acquire('named', '1 hour', 'pod-1')"),
@@ -139,8 +138,7 @@ is($standby->safe_psql('postgres', "SELECT leader_current('named')"),
 	'pod-1', 'promoted: the named lease is still held by pod-1');
 is($standby->safe_psql('postgres', "SELECT leader_try_acquire('named', '1 hour', 'pod-1'), leader_term('named', 'pod-1')"),
 	"t|$named_term", 'promoted: pod-1 renews the named lease with its term');
-is( $standby->safe_psql('postgres',
-		"SELECT state, session_alive FROM leader_status WHERE group_name = 'sb'"),
+is(lease_status($standby, 'postgres', 'sb'),
 	'vacant|f',
 	'promoted: the old primary\'s session-bound lease is void');
 is($standby->safe_psql('postgres', "SELECT leader_try_acquire('sb'), leader_term('sb')"),

@@ -1,0 +1,196 @@
+# LeaderTest: helpers shared by the TAP tests in test/t.  It owns
+#   - reading leader_changed events through a background psql
+#     (listen_leader_changed, events_so_far, summary);
+#   - background sessions, and statements run in them without waiting for
+#     their result (session, start_query, query_done, finish_query,
+#     wait_until_waiting), and ending a session's client or backend
+#     (client_pid, kill_client, backend_gone);
+#   - reading one group's row of leader_status (lease_status).
+# Every helper is told the node, database and session it works on; the only
+# state kept here are counters that make markers and tags unique.
+#
+# A test loads it with
+#   use FindBin;
+#   use lib $FindBin::RealBin;
+#   use LeaderTest;
+package LeaderTest;
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use JSON::PP;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+our @EXPORT = qw(
+  listen_leader_changed
+  events_so_far
+  summary
+  session
+  start_query
+  query_done
+  finish_query
+  wait_until_waiting
+  client_pid
+  kill_client
+  backend_gone
+  lease_status
+);
+
+# ---- leader_changed events ----
+
+# A background psql on database $db of $node that listens on leader_changed.
+sub listen_leader_changed
+{
+	my ($node, $db) = @_;
+	my $listener = $node->background_psql($db);
+	$listener->query_safe('LISTEN leader_changed');
+	return $listener;
+}
+
+my $marker_count = 0;
+
+# All events committed on database $db since the last call, in delivery
+# order, as decoded JSON payloads, read through $listener (a listener on
+# $db).  A marker notification sent now is delivered after every
+# notification committed before it, so once it arrives nothing earlier is
+# still in flight.
+sub events_so_far
+{
+	my ($node, $db, $listener) = @_;
+	my $marker = 'marker-' . ++$marker_count;
+	$node->safe_psql($db,
+		"SELECT pg_notify('leader_changed', '{\"marker\":\"$marker\"}')");
+
+	my @events;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (1)
+	{
+		foreach my $line (split /\n/, $listener->query_safe('SELECT 1'))
+		{
+			next
+			  unless $line =~
+			  /^Asynchronous notification "leader_changed" with payload "(.*)" received from server process with PID \d+\.$/;
+			my $event = decode_json($1);
+			return @events
+			  if defined $event->{marker} && $event->{marker} eq $marker;
+			push @events, $event unless defined $event->{marker};
+		}
+		die "timed out waiting for notification $marker" if time > $deadline;
+		usleep(20_000);
+	}
+}
+
+# "event term pid" for each event, for readable comparisons.
+sub summary
+{
+	return [ map { "$_->{event} $_->{term} " . ($_->{pid} // 'null') } @_ ];
+}
+
+# ---- background sessions ----
+
+# A background psql on database $db (default postgres) of $node, with
+# application_name $appname when given, that goes on after errors and
+# reports SQLSTATEs.  Its backend's pid is in $s->{backend_pid}.
+sub session
+{
+	my ($node, $appname, $db) = @_;
+	my %env = defined $appname ? (PGAPPNAME => $appname) : ();
+	local @ENV{ keys %env } = values %env;
+	my $s = $node->background_psql($db // 'postgres', on_error_stop => 0);
+	$s->query_safe('\set VERBOSITY verbose');
+	$s->{backend_pid} = $s->query_safe('SELECT pg_backend_pid()');
+	return $s;
+}
+
+my $tag_count = 0;
+
+# Send a statement to session $s without waiting for its result; returns
+# the tag to pass to query_done and finish_query.
+sub start_query
+{
+	my ($s, $sql) = @_;
+	my $tag = 'finished-' . ++$tag_count;
+	$s->{stderr} = '';
+	$s->{stdin} .= "$sql\n\\echo $tag\n";
+	$s->{run}->pump_nb;
+	return $tag;
+}
+
+# Whether the statement started with start_query has finished.
+sub query_done
+{
+	my ($s, $tag) = @_;
+	$s->{run}->pump_nb;
+	return $s->{stdout} =~ /\Q$tag\E\n/;
+}
+
+# Wait for a statement started with start_query; returns (stdout, stderr).
+sub finish_query
+{
+	my ($s, $tag) = @_;
+	pump_until($s->{run}, $s->{timeout}, \$s->{stdout}, qr/\Q$tag\E\n/)
+	  or die "statement $tag did not finish";
+	my ($out, $err) = ($s->{stdout}, $s->{stderr});
+	$out =~ s/\Q$tag\E\n//;
+	chomp $out;
+	$s->{stdout} = '';
+	$s->{stderr} = '';
+	return ($out, $err);
+}
+
+# Wait until the backend of session $s (of $node) sleeps inside
+# leader_acquire; one assertion, named after $what.
+sub wait_until_waiting
+{
+	my ($node, $s, $what) = @_;
+	ok( $node->poll_query_until(
+			'postgres', qq{
+			SELECT state = 'active' AND wait_event_type = 'Extension'
+			FROM pg_stat_activity WHERE pid = $s->{backend_pid}}),
+		"$what: the waiting session sleeps in leader_acquire");
+}
+
+# The pid of the psql client process of background session $s.
+sub client_pid
+{
+	my ($s) = @_;
+	return $s->{run}{KIDS}[0]{PID};
+}
+
+# SIGKILL the psql client of background session $s and reap it; returns
+# whether the signal was sent.
+sub kill_client
+{
+	my ($s) = @_;
+	my $sent = kill('KILL', client_pid($s));
+	eval { $s->{run}->finish; };
+	return $sent;
+}
+
+# Wait until backend $pid of $node has exited; returns whether it did.
+sub backend_gone
+{
+	my ($node, $pid) = @_;
+	return $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid");
+}
+
+# ---- leader_status ----
+
+# The columns @columns (default: state, session_alive) of group $group's row
+# of leader_status in database $db of $node, as psql prints them
+# ("vacant|f").
+sub lease_status
+{
+	my ($node, $db, $group, @columns) = @_;
+	@columns = qw(state session_alive) unless @columns;
+	return $node->safe_psql($db,
+		    'SELECT '
+		  . join(', ', @columns)
+		  . " FROM leader_status WHERE group_name = '$group'");
+}
+
+1;
