@@ -19,6 +19,10 @@ OBJS = \
 	src/events.o \
 	src/election.o \
 	src/waiting.o \
+	src/shared_state.o \
+	src/wakeups.o \
+	src/launcher.o \
+	src/worker.o \
 	src/functions.o
 
 DATA = sql/$(EXTENSION)--$(EXTVERSION).sql

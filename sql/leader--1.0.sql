@@ -21,6 +21,12 @@ CREATE TABLE @extschema@.leader_lease (
     CHECK ((holder_kind = 'session') = (pid IS NOT NULL AND backend_start IS NOT NULL))
 );
 
+-- The leases that are held, for the background worker: it looks only at
+-- these, never at vacant groups.  Renewals change no indexed column, so they
+-- stay HOT updates.
+CREATE INDEX leader_lease_held_idx ON @extschema@.leader_lease (group_name)
+    WHERE holder IS NOT NULL;
+
 COMMENT ON TABLE @extschema@.leader_lease IS
     'leader: one row per election group; holder NULL means vacant. Changed only through the leader_* functions.';
 

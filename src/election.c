@@ -19,6 +19,7 @@
  */
 #include "leader.h"
 
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "utils/timestamp.h"
 
@@ -98,6 +99,7 @@ static void
 lease_end(LeaseRow *row, const char *event)
 {
 	leader_event_send(event, row);
+	leader_wake_waiters_at_commit(row->group);
 	if (is_my_session(row))
 		session_lock_drop_at_commit(row->group, row->term);
 	row->held = false;
@@ -122,6 +124,19 @@ check_group_capacity(LeaseStore *store, const char *group)
 				 errhint("Reuse an existing group name, or have an administrator raise leader.max_groups.")));
 }
 
+/*
+ * The lowest term a new leadership may take on this WAL timeline: terms of
+ * timeline N start at (N - 1) * 2^32.  A standby promoted to a new timeline
+ * may have missed the last commits of the old primary, and with them the
+ * last terms it handed out; since the old timeline never reaches the new
+ * floor, the new primary's terms exceed all of them.
+ */
+static int64
+timeline_term_floor(void)
+{
+	return ((int64) GetWALInsertionTimeLine() - 1) << 32;
+}
+
 /* Start a new leadership of the caller in *row and write it. */
 static void
 lease_start(LeaseStore *store, LeaseRow *row, const LeaderCaller *caller,
@@ -133,7 +148,7 @@ lease_start(LeaseStore *store, LeaseRow *row, const LeaderCaller *caller,
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("group \"%s\" has used up its terms", row->group)));
-	row->term++;
+	row->term = Max(row->term + 1, timeline_term_floor());
 	row->held = true;
 	row->kind = caller->kind;
 	row->holder = caller->name;
@@ -148,6 +163,7 @@ lease_start(LeaseStore *store, LeaseRow *row, const LeaderCaller *caller,
 		session_lock_take(row->group, row->term);
 	lease_store_write(store, row);
 	leader_event_send("acquired", row);
+	leader_wake_worker_at_commit(row->expires_at);
 }
 
 /*
@@ -182,6 +198,7 @@ leader_try_acquire_internal(Oid ext_namespace, const char *group,
 			row.renewed_at = now;
 			row.expires_at = now + ttl_usecs;
 			lease_store_write(store, &row);
+			leader_wake_worker_at_commit(row.expires_at);
 			won = true;
 		}
 		else if (state != LEASE_OTHERS &&
@@ -202,27 +219,41 @@ leader_try_acquire_internal(Oid ext_namespace, const char *group,
 }
 
 /*
- * Record the end of an ended lease, if its group is free to change right
- * now (it does not wait).  Used by calls that find the lease over.
+ * Record the end of the group's lease if it has ended (past expires_at, or
+ * its session gone), without waiting for anything.  Used by calls that find
+ * a lease over, and by the worker.
  */
-static void
-settle_ended_lease(LeaseStore *store, const char *group)
+SettleResult
+leader_settle_if_ended(Oid ext_namespace, const char *group)
 {
+	LeaseStore *store = lease_store_open(ext_namespace, RowExclusiveLock);
 	GroupChange gc = {0};
 	LeaseRow	row;
 	LeaseState	state;
+	SettleResult result = SETTLE_NOTHING;
 
-	if (!change_lock(&gc, group, GROUP_LOCK_HANDOVER, false))
-		return;
 	lease_store_read(store, group, &row);
 	state = leader_lease_state(&row, NULL, GetCurrentTimestamp());
 	if (state == LEASE_EXPIRED || state == LEASE_VACATED)
 	{
-		lease_end(&row, ending_event(state));
-		lease_store_write(store, &row);
+		if (!change_lock(&gc, group, GROUP_LOCK_HANDOVER, false))
+			result = SETTLE_BUSY;
+		else
+		{
+			lease_store_read(store, group, &row);
+			state = leader_lease_state(&row, NULL, GetCurrentTimestamp());
+			if (state == LEASE_EXPIRED || state == LEASE_VACATED)
+			{
+				lease_end(&row, ending_event(state));
+				lease_store_write(store, &row);
+				result = SETTLE_ENDED;
+			}
+			else
+				change_abandon(&gc);
+		}
 	}
-	else
-		change_abandon(&gc);
+	lease_store_close(store);
+	return result;
 }
 
 /*
@@ -252,9 +283,9 @@ leader_release_internal(Oid ext_namespace, const char *group, const LeaderCaller
 		else
 			change_abandon(&gc);
 	}
-	else if (state == LEASE_EXPIRED || state == LEASE_VACATED)
-		settle_ended_lease(store, group);
 	lease_store_close(store);
+	if (state == LEASE_EXPIRED || state == LEASE_VACATED)
+		leader_settle_if_ended(ext_namespace, group);
 	return state == LEASE_MINE;
 }
 

@@ -50,9 +50,11 @@ leader_try_acquire(PG_FUNCTION_ARGS)
  * leader_acquire(group_name text, timeout interval, ttl interval, holder text)
  *
  * Tries, then sleeps (waiting.c) and tries again, until it leads or the
- * timeout passes.  It sleeps leader.poll_interval at most, and wakes at
- * once when the lease it waits on is due to expire.  It holds no row lock
- * and no group lock while it sleeps; cancel and statement_timeout end it.
+ * timeout passes.  Preloaded, it is woken when a lease of the group ends
+ * and otherwise looks again once a second; without preloading it looks
+ * again every leader.poll_interval.  Either way it wakes at once when the
+ * lease it waits on is due to expire.  It holds no row lock and no group
+ * lock while it sleeps; cancel and statement_timeout end it.
  */
 Datum
 leader_acquire(PG_FUNCTION_ARGS)
@@ -72,6 +74,7 @@ leader_acquire(PG_FUNCTION_ARGS)
 	leader_caller_init(&caller, holder);
 	attempt_context = AllocSetContextCreate(CurrentMemoryContext, "leader_acquire attempt",
 											ALLOCSET_SMALL_SIZES);
+	leader_wait_begin(group);
 	for (;;)
 	{
 		TimestampTz retry_at;
@@ -86,7 +89,8 @@ leader_acquire(PG_FUNCTION_ARGS)
 		now = GetCurrentTimestamp();
 		if (won || now >= deadline)
 			break;
-		wake_at = TimestampTzPlusMilliseconds(now, leader_poll_interval_ms);
+		wake_at = TimestampTzPlusMilliseconds(now, leader_shared_available()
+											  ? LEADER_SAFETY_WAKE_MS : leader_poll_interval_ms);
 		if (retry_at > now && retry_at < wake_at)
 			wake_at = retry_at;
 		if (deadline < wake_at)
@@ -94,6 +98,7 @@ leader_acquire(PG_FUNCTION_ARGS)
 
 		leader_sleep_until(wake_at);
 	}
+	leader_wait_end();
 	MemoryContextDelete(attempt_context);
 	PG_RETURN_BOOL(won);
 }

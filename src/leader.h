@@ -20,6 +20,8 @@
 
 #include "datatype/timestamp.h"
 #include "storage/itemptr.h"
+#include "nodes/pg_list.h"
+#include "storage/condition_variable.h"
 #include "storage/lock.h"
 
 /* ---- version guards (the floor is PostgreSQL 15) ---- */
@@ -37,6 +39,8 @@
 #define LEADER_MAX_NAME_BYTES		200 /* group names and named holders */
 #define LEADER_MAX_TIMEOUT_USECS	(USECS_PER_DAY)
 #define LEADER_CHANNEL				"leader_changed"
+#define LEADER_MAX_DATABASES		64	/* served by background workers */
+#define LEADER_SAFETY_WAKE_MS		1000	/* a woken waiter's longest sleep */
 
 /*
  * The fourth field of our LOCKTAG_ADVISORY tags.  SQL's pg_advisory_* use 1
@@ -135,7 +139,30 @@ extern bool session_lock_holder_alive(const char *group, int64 term,
 extern void session_lock_register_callbacks(void);
 
 /* ---- sleeping between attempts (waiting.c) ---- */
+extern void leader_wait_begin(const char *group);
 extern void leader_sleep_until(TimestampTz wake_at);
+extern void leader_wait_end(void);
+
+/* ---- shared memory (shared_state.c), only when preloaded ---- */
+extern void leader_shared_install_hooks(void);
+extern bool leader_shared_available(void);
+extern ConditionVariable *leader_group_wakeup(const char *group);
+extern void leader_request_worker(Oid dboid);
+extern void leader_wake_worker(Oid dboid, bool sessions_ended, TimestampTz expires_at);
+extern void leader_launcher_attach(void);
+extern List *leader_take_start_requests(void);
+extern bool leader_worker_attach(void);
+extern void leader_worker_retire(void);
+extern bool leader_worker_take_sessions_ended(void);
+extern void leader_worker_set_next_wake(TimestampTz next_wake);
+
+/* ---- wakeups at commit (wakeups.c) ---- */
+extern void leader_wakeups_install(void);
+extern void leader_wake_waiters_at_commit(const char *group);
+extern void leader_wake_worker_at_commit(TimestampTz expires_at);
+
+/* ---- background processes (launcher.c, worker.c) ---- */
+extern void leader_register_launcher(void);
 
 /* ---- events (events.c) ---- */
 extern void leader_event_send(const char *event, const LeaseRow *lease);
@@ -158,6 +185,15 @@ extern bool leader_try_acquire_internal(Oid ext_namespace, const char *group,
 extern bool leader_release_internal(Oid ext_namespace, const char *group,
 									const LeaderCaller *caller);
 extern bool leader_force_release_internal(Oid ext_namespace, const char *group);
+
+typedef enum SettleResult
+{
+	SETTLE_NOTHING,				/* the lease had not ended */
+	SETTLE_ENDED,				/* its end is recorded */
+	SETTLE_BUSY					/* its group is being changed; try later */
+} SettleResult;
+
+extern SettleResult leader_settle_if_ended(Oid ext_namespace, const char *group);
 extern void leader_fence_internal(Oid ext_namespace, const char *group, int64 term);
 extern void leader_read_lease(Oid ext_namespace, const char *group, LeaseRow *row);
 

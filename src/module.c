@@ -1,10 +1,12 @@
 /*
  * module.c
- *	  The module's entry point: declares the settings and hooks the
- *	  transaction callbacks that keep liveness locks transactional.
+ *	  The module's entry point: declares the settings, hooks the
+ *	  transaction callbacks, and, when the library is preloaded, asks for
+ *	  shared memory and registers the launcher of the background workers.
  *
- * Loading the library needs no preloading; every function works in any
- * session that has loaded it.
+ * Without shared_preload_libraries every function still works: expiry and
+ * session end are then noticed by the next call that touches the group,
+ * and leader_acquire polls.
  */
 #include "leader.h"
 
@@ -20,4 +22,9 @@ _PG_init(void)
 {
 	leader_define_settings();
 	session_lock_register_callbacks();
+	leader_wakeups_install();
+	if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
+		return;
+	leader_shared_install_hooks();
+	leader_register_launcher();
 }

@@ -22,6 +22,11 @@
  * ended without this session's knowledge (expiry, forced release) is
  * released the next time the session takes the same group: a session keeps
  * at most one liveness lock per group it has led.
+ *
+ * With the library preloaded, the database's worker is told when a session
+ * that held leases ends (it releases its liveness locks first, then wakes
+ * the worker, so the worker finds them free), and when a commit finds that
+ * the session lost its locks (DISCARD ALL, pg_advisory_unlock_all()).
  */
 #include "leader.h"
 
@@ -29,6 +34,7 @@
 #include "access/xlog.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
@@ -49,6 +55,7 @@ typedef struct HeldLease
 
 static List *sl_pending = NIL;	/* PendingLock *, in TopMemoryContext */
 static HTAB *sl_held = NULL;	/* group -> term, as of the last commit */
+static bool sl_exit_hook_set = false;
 
 static void
 session_lock_tag(LOCKTAG *tag, const char *group, int64 term,
@@ -115,6 +122,42 @@ release_if_held(const char *group, int64 term)
 		LockRelease(&tag, ExclusiveLock, true);
 }
 
+/* At session end: free this session's liveness locks, then wake the worker. */
+static void
+sl_session_exit(int code, Datum arg)
+{
+	HASH_SEQ_STATUS seq;
+	HeldLease  *held;
+
+	if (sl_held == NULL || hash_get_num_entries(sl_held) == 0)
+		return;
+	hash_seq_init(&seq, sl_held);
+	while ((held = hash_seq_search(&seq)) != NULL)
+		release_if_held(held->group, held->term);
+	leader_wake_worker(MyDatabaseId, true, 0);
+}
+
+/* Has this session lost the lock of a lease it held (DISCARD ALL and the like)? */
+static bool
+sl_lost_a_lock(void)
+{
+	HASH_SEQ_STATUS seq;
+	HeldLease  *held;
+
+	if (sl_held == NULL)
+		return false;
+	hash_seq_init(&seq, sl_held);
+	while ((held = hash_seq_search(&seq)) != NULL)
+	{
+		if (!session_lock_held_by_me(held->group, held->term))
+		{
+			hash_seq_term(&seq);
+			return true;
+		}
+	}
+	return false;
+}
+
 /*
  * Take the liveness lock of a new lease of this session.  Also schedules
  * the release, at commit, of the lock of this session's previous lease of
@@ -142,6 +185,11 @@ session_lock_take(const char *group, int64 term)
 	pending_add(group, term, true);
 	if (previous != NULL && previous->term != term)
 		pending_add(group, previous->term, false);
+	if (!sl_exit_hook_set && leader_shared_available())
+	{
+		before_shmem_exit(sl_session_exit, (Datum) 0);
+		sl_exit_hook_set = true;
+	}
 }
 
 /* The lease this session held ends with this transaction, if it commits. */
@@ -188,7 +236,16 @@ sl_xact_callback(XactEvent event, void *arg)
 	ListCell   *lc;
 
 	if (sl_pending == NIL)
+	{
+		if ((event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) &&
+			leader_shared_available() && sl_lost_a_lock())
+		{
+			hash_destroy(sl_held);
+			sl_held = NULL;
+			leader_wake_worker(MyDatabaseId, true, 0);
+		}
 		return;
+	}
 	switch (event)
 	{
 		case XACT_EVENT_PRE_PREPARE:

@@ -141,16 +141,25 @@ is($standby->safe_psql('postgres', "SELECT leader_try_acquire('named', '1 hour',
 is(lease_status($standby, 'postgres', 'sb'),
 	'vacant|f',
 	'promoted: the old primary\'s session-bound lease is void');
+# Terms of WAL timeline N start at (N - 1) * 2^32: the promoted standby is on
+# timeline 2, so its first new terms are 2^32, above any term the old
+# primary could have handed out, replicated or not.
+my $timeline2_floor = 4294967296;
 is($standby->safe_psql('postgres', "SELECT leader_try_acquire('sb'), leader_term('sb')"),
-	't|' . ($sb_term + 1),
-	'promoted: a session takes "sb" with the next term');
+	"t|$timeline2_floor",
+	'promoted: a session takes "sb" with the first term of timeline 2');
 is($standby->safe_psql('postgres', "SELECT leader_force_release('named')"),
 	't', 'promoted: the named lease can be force-released');
 is( $standby->safe_psql(
 		'postgres',
 		"SELECT leader_try_acquire('named', '1 hour', 'pod-2'), leader_term('named', 'pod-2')"),
-	't|' . ($named_term + 1),
-	'promoted: a new holder of "named" gets the next term');
+	"t|$timeline2_floor",
+	'promoted: a new holder of "named" gets the first term of timeline 2');
+is( $standby->safe_psql(
+		'postgres',
+		"SELECT leader_release('named', 'pod-2'), leader_try_acquire('named', '1 hour', 'pod-3'), leader_term('named', 'pod-3')"),
+	't|t|' . ($timeline2_floor + 1),
+	'promoted: and terms go on by one on the new timeline');
 
 $standby->stop;
 done_testing();

@@ -1,0 +1,277 @@
+/*
+ * shared_state.c
+ *	  The extension's shared memory (only with shared_preload_libraries):
+ *	  one slot per database served by a worker, the launcher's latch, and
+ *	  the condition variables that waiting leader_acquire calls sleep on.
+ *
+ * Locking: the slots and the launcher fields are read and written under
+ * the "leader" LWLock; a latch pointer is only set while its process lives
+ * and is read under the lock before SetLatch.  The condition variables need
+ * no lock of ours.  leader_shared is NULL in a server that did not preload
+ * the library; every caller checks leader_shared_available() first.
+ */
+#include "leader.h"
+
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+
+#define LEADER_WAKEUP_SLOTS 1024
+
+typedef struct LeaderWorkerSlot
+{
+	Oid			dboid;			/* InvalidOid: free */
+	bool		start_requested;	/* the launcher should start its worker */
+	bool		sessions_ended; /* a holder's session may have ended */
+	pid_t		pid;			/* the worker, once running */
+	Latch	   *latch;
+	TimestampTz next_wake;		/* when the worker means to wake up */
+} LeaderWorkerSlot;
+
+typedef struct LeaderShared
+{
+	LWLock	   *lock;
+	Latch	   *launcher_latch;
+	LeaderWorkerSlot workers[LEADER_MAX_DATABASES];
+	ConditionVariable wakeups[LEADER_WAKEUP_SLOTS];
+} LeaderShared;
+
+static LeaderShared *leader_shared = NULL;
+static bool worker_retired = false;	/* this worker's database dropped leader */
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+leader_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(LeaderShared)));
+	RequestNamedLWLockTranche("leader", 1);
+}
+
+static void
+leader_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	leader_shared = ShmemInitStruct("leader", sizeof(LeaderShared), &found);
+	if (!found)
+	{
+		memset(leader_shared, 0, sizeof(LeaderShared));
+		leader_shared->lock = &(GetNamedLWLockTranche("leader"))->lock;
+		for (int i = 0; i < LEADER_WAKEUP_SLOTS; i++)
+			ConditionVariableInit(&leader_shared->wakeups[i]);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Called from _PG_init while the library is being preloaded. */
+void
+leader_shared_install_hooks(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = leader_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = leader_shmem_startup;
+}
+
+bool
+leader_shared_available(void)
+{
+	return leader_shared != NULL;
+}
+
+/* The condition variable that waiters on this group of this database use. */
+ConditionVariable *
+leader_group_wakeup(const char *group)
+{
+	uint32		hash = hash_combine(hash_bytes_uint32(MyDatabaseId),
+									hash_bytes((const unsigned char *) group,
+											   (int) strlen(group)));
+
+	return &leader_shared->wakeups[hash % LEADER_WAKEUP_SLOTS];
+}
+
+/* The database's slot, or NULL; with create, a free slot is taken. */
+static LeaderWorkerSlot *
+slot_for(Oid dboid, bool create)
+{
+	LeaderWorkerSlot *free_slot = NULL;
+
+	for (int i = 0; i < LEADER_MAX_DATABASES; i++)
+	{
+		LeaderWorkerSlot *slot = &leader_shared->workers[i];
+
+		if (slot->dboid == dboid)
+			return slot;
+		if (slot->dboid == InvalidOid && free_slot == NULL)
+			free_slot = slot;
+	}
+	if (!create || free_slot == NULL)
+		return NULL;
+	memset(free_slot, 0, sizeof(LeaderWorkerSlot));
+	free_slot->dboid = dboid;
+	return free_slot;
+}
+
+/* Ask the launcher to start the database's worker (if it has none). */
+void
+leader_request_worker(Oid dboid)
+{
+	LeaderWorkerSlot *slot;
+
+	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
+	slot = slot_for(dboid, true);
+	if (slot == NULL)
+		ereport(LOG,
+				(errmsg("leader: no room to serve database %u", dboid),
+				 errdetail("The background worker serves at most %d databases.",
+						   LEADER_MAX_DATABASES)));
+	else if (slot->pid == 0)
+		slot->start_requested = true;
+	if (leader_shared->launcher_latch != NULL)
+		SetLatch(leader_shared->launcher_latch);
+	LWLockRelease(leader_shared->lock);
+}
+
+/*
+ * Wake the database's worker: now if sessions_ended or if expires_at comes
+ * before the time it means to wake up anyway (0: unconditionally).
+ */
+void
+leader_wake_worker(Oid dboid, bool sessions_ended, TimestampTz expires_at)
+{
+	LeaderWorkerSlot *slot;
+
+	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
+	slot = slot_for(dboid, false);
+	if (slot != NULL && slot->latch != NULL)
+	{
+		slot->sessions_ended |= sessions_ended;
+		if (sessions_ended || expires_at == 0 || expires_at < slot->next_wake)
+			SetLatch(slot->latch);
+	}
+	LWLockRelease(leader_shared->lock);
+}
+
+/* ---- for the launcher ---- */
+
+void
+leader_launcher_attach(void)
+{
+	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
+	leader_shared->launcher_latch = MyLatch;
+	LWLockRelease(leader_shared->lock);
+}
+
+/* Databases whose worker should be started now; clears their requests. */
+List *
+leader_take_start_requests(void)
+{
+	List	   *dboids = NIL;
+
+	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < LEADER_MAX_DATABASES; i++)
+	{
+		LeaderWorkerSlot *slot = &leader_shared->workers[i];
+
+		if (slot->dboid != InvalidOid && slot->start_requested)
+		{
+			slot->start_requested = false;
+			dboids = lappend_oid(dboids, slot->dboid);
+		}
+	}
+	LWLockRelease(leader_shared->lock);
+	return dboids;
+}
+
+/* ---- for a database's worker ---- */
+
+static void
+worker_detach(int code, Datum arg)
+{
+	LeaderWorkerSlot *slot;
+
+	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
+	slot = slot_for(MyDatabaseId, false);
+	if (slot != NULL && slot->pid == MyProcPid)
+	{
+		slot->pid = 0;
+		slot->latch = NULL;
+		if (worker_retired)
+			slot->dboid = InvalidOid;
+	}
+	LWLockRelease(leader_shared->lock);
+}
+
+/*
+ * Take this database's slot for the running worker.  False if another
+ * worker already serves it.
+ */
+bool
+leader_worker_attach(void)
+{
+	LeaderWorkerSlot *slot;
+	bool		attached = false;
+
+	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
+	slot = slot_for(MyDatabaseId, true);
+	if (slot != NULL && (slot->pid == 0 || slot->pid == MyProcPid))
+	{
+		slot->pid = MyProcPid;
+		slot->latch = MyLatch;
+		slot->start_requested = false;
+		slot->sessions_ended = true;	/* look at every holder once */
+		slot->next_wake = 0;
+		attached = true;
+	}
+	LWLockRelease(leader_shared->lock);
+	if (attached)
+		before_shmem_exit(worker_detach, (Datum) 0);
+	return attached;
+}
+
+/* The worker is leaving for good: free its slot when it exits. */
+void
+leader_worker_retire(void)
+{
+	worker_retired = true;
+}
+
+/* Whether a session may have ended since the last call; clears the flag. */
+bool
+leader_worker_take_sessions_ended(void)
+{
+	LeaderWorkerSlot *slot;
+	bool		ended = false;
+
+	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
+	slot = slot_for(MyDatabaseId, false);
+	if (slot != NULL)
+	{
+		ended = slot->sessions_ended;
+		slot->sessions_ended = false;
+	}
+	LWLockRelease(leader_shared->lock);
+	return ended;
+}
+
+void
+leader_worker_set_next_wake(TimestampTz next_wake)
+{
+	LeaderWorkerSlot *slot;
+
+	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
+	slot = slot_for(MyDatabaseId, false);
+	if (slot != NULL)
+		slot->next_wake = next_wake;
+	LWLockRelease(leader_shared->lock);
+}

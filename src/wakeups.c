@@ -1,0 +1,107 @@
+/*
+ * wakeups.c
+ *	  Who must hear of a transaction's changes once it commits: the callers
+ *	  of leader_acquire waiting on a group that fell vacant, the database's
+ *	  worker when a lease now expires sooner than it planned to wake, and
+ *	  the launcher when this database created the extension.
+ *
+ * Nothing is woken before commit (a rolled-back change must wake nobody
+ * into a state that never existed) and nothing happens here at all unless
+ * the library was preloaded (leader_shared_available()).
+ */
+#include "leader.h"
+
+#include "access/xact.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_extension_d.h"
+#include "miscadmin.h"
+#include "storage/condition_variable.h"
+#include "utils/memutils.h"
+
+static List *wk_vacated = NIL;	/* ConditionVariable *, in TopTransactionContext */
+static TimestampTz wk_earliest_expiry = 0;
+static bool wk_extension_created = false;
+static bool wk_extension_dropped = false;
+static object_access_hook_type prev_object_access_hook = NULL;
+
+/* A lease of the group ended in this transaction: wake its waiters at commit. */
+void
+leader_wake_waiters_at_commit(const char *group)
+{
+	MemoryContext old;
+
+	if (!leader_shared_available())
+		return;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	wk_vacated = list_append_unique_ptr(wk_vacated, leader_group_wakeup(group));
+	MemoryContextSwitchTo(old);
+}
+
+/* A lease that expires at expires_at was written: the worker must know. */
+void
+leader_wake_worker_at_commit(TimestampTz expires_at)
+{
+	if (wk_earliest_expiry == 0 || expires_at < wk_earliest_expiry)
+		wk_earliest_expiry = expires_at;
+}
+
+static void
+wk_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (!leader_shared_available())
+				break;
+			foreach(lc, wk_vacated)
+				ConditionVariableBroadcast((ConditionVariable *) lfirst(lc));
+			if (wk_extension_created)
+				leader_request_worker(MyDatabaseId);
+			if (wk_extension_dropped)
+				leader_wake_worker(MyDatabaseId, false, 0);
+			else if (wk_earliest_expiry != 0)
+				leader_wake_worker(MyDatabaseId, false, wk_earliest_expiry);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			break;
+		default:
+			return;
+	}
+	wk_vacated = NIL;			/* its memory goes with TopTransactionContext */
+	wk_earliest_expiry = 0;
+	wk_extension_created = false;
+	wk_extension_dropped = false;
+}
+
+/*
+ * Notice CREATE EXTENSION and DROP EXTENSION of any extension in this
+ * database: at commit the launcher starts the database's worker (which
+ * leaves again if the extension is not leader), or its worker rechecks
+ * whether leader is still there.
+ */
+static void
+wk_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+				 int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+	if (classId != ExtensionRelationId)
+		return;
+	if (access == OAT_POST_CREATE)
+		wk_extension_created = true;
+	else if (access == OAT_DROP)
+		wk_extension_dropped = true;
+}
+
+void
+leader_wakeups_install(void)
+{
+	RegisterXactCallback(wk_xact_callback, NULL);
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = wk_object_access;
+}
