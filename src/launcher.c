@@ -42,7 +42,7 @@ leader_register_launcher(void)
 
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
+	worker.bgw_restart_time = 1;
 	strlcpy(worker.bgw_library_name, "leader", BGW_MAXLEN);
 	strlcpy(worker.bgw_function_name, "leader_launcher_main", BGW_MAXLEN);
 	strlcpy(worker.bgw_name, "leader launcher", BGW_MAXLEN);
