@@ -29,7 +29,8 @@ typedef struct LeaderWorkerSlot
 	bool		sessions_ended; /* a holder's session may have ended */
 	pid_t		pid;			/* the worker, once running */
 	Latch	   *latch;
-	TimestampTz next_wake;		/* when the worker means to wake up */
+	TimestampTz next_wake;		/* when the worker means to wake up; 0 while
+								 * it plans, when every commit must wake it */
 } LeaderWorkerSlot;
 
 typedef struct LeaderShared
@@ -143,8 +144,9 @@ leader_request_worker(Oid dboid)
 }
 
 /*
- * Wake the database's worker: now if sessions_ended or if expires_at comes
- * before the time it means to wake up anyway (0: unconditionally).
+ * Wake the database's worker: now if sessions_ended, or if expires_at comes
+ * before the time it means to wake up anyway, or if it is planning its
+ * next sleep and could miss the change (expires_at 0: unconditionally).
  */
 void
 leader_wake_worker(Oid dboid, bool sessions_ended, TimestampTz expires_at)
@@ -156,7 +158,8 @@ leader_wake_worker(Oid dboid, bool sessions_ended, TimestampTz expires_at)
 	if (slot != NULL && slot->latch != NULL)
 	{
 		slot->sessions_ended |= sessions_ended;
-		if (sessions_ended || expires_at == 0 || expires_at < slot->next_wake)
+		if (sessions_ended || expires_at == 0 || slot->next_wake == 0 ||
+			expires_at < slot->next_wake)
 			SetLatch(slot->latch);
 	}
 	LWLockRelease(leader_shared->lock);

@@ -185,6 +185,7 @@ leader_worker_main(Datum arg)
 		int			retry_ms = 0;
 
 		MemoryContextSwitchTo(pass_context);
+		leader_worker_set_next_wake(0);	/* from here on, every commit wakes it */
 		if (!worker_plan(&plan, leader_worker_take_sessions_ended()))
 			break;
 		foreach(lc, plan.groups)
