@@ -5,13 +5,14 @@
  *	  worker when a lease now expires sooner than it planned to wake, and
  *	  the launcher when this database created the extension.
  *
- * Nothing is woken before commit (a rolled-back change must wake nobody
- * into a state that never existed) and nothing happens here at all unless
- * the library was preloaded (leader_shared_available()).
+ * Nothing is woken before the commit has released the transaction's locks
+ * (a rolled-back change must wake nobody into a state that never existed,
+ * and a woken waiter must find the group lock free), and nothing happens
+ * here at all unless the library was preloaded (leader_shared_available()).
  */
 #include "leader.h"
 
-#include "access/xact.h"
+#include "utils/resowner.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_extension_d.h"
 #include "miscadmin.h"
@@ -45,32 +46,28 @@ leader_wake_worker_at_commit(TimestampTz expires_at)
 		wk_earliest_expiry = expires_at;
 }
 
+/*
+ * Wake them once the transaction has committed and released its locks,
+ * including the group lock: a waiter woken any earlier could find that lock
+ * still taken, and would go back to sleep.
+ */
 static void
-wk_xact_callback(XactEvent event, void *arg)
+wk_resource_release(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, void *arg)
 {
 	ListCell   *lc;
 
-	switch (event)
+	if (phase != RESOURCE_RELEASE_AFTER_LOCKS || !isTopLevel)
+		return;
+	if (isCommit && leader_shared_available())
 	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-			if (!leader_shared_available())
-				break;
-			foreach(lc, wk_vacated)
-				ConditionVariableBroadcast((ConditionVariable *) lfirst(lc));
-			if (wk_extension_created)
-				leader_request_worker(MyDatabaseId);
-			if (wk_extension_dropped)
-				leader_wake_worker(MyDatabaseId, false, 0);
-			else if (wk_earliest_expiry != 0)
-				leader_wake_worker(MyDatabaseId, false, wk_earliest_expiry);
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
-			break;
-		default:
-			return;
+		foreach(lc, wk_vacated)
+			ConditionVariableBroadcast((ConditionVariable *) lfirst(lc));
+		if (wk_extension_created)
+			leader_request_worker(MyDatabaseId);
+		if (wk_extension_dropped)
+			leader_wake_worker(MyDatabaseId, false, 0);
+		else if (wk_earliest_expiry != 0)
+			leader_wake_worker(MyDatabaseId, false, wk_earliest_expiry);
 	}
 	wk_vacated = NIL;			/* its memory goes with TopTransactionContext */
 	wk_earliest_expiry = 0;
@@ -101,7 +98,7 @@ wk_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 void
 leader_wakeups_install(void)
 {
-	RegisterXactCallback(wk_xact_callback, NULL);
+	RegisterResourceReleaseCallback(wk_resource_release, NULL);
 	prev_object_access_hook = object_access_hook;
 	object_access_hook = wk_object_access;
 }
