@@ -5,7 +5,10 @@
 #     their result (session, start_query, query_done, finish_query,
 #     wait_until_waiting), and ending a session's client or backend
 #     (client_pid, kill_client, backend_gone);
-#   - reading one group's row of leader_status (lease_status).
+#   - reading one group's row of leader_status (lease_status);
+#   - with the library preloaded: the database's background worker
+#     (worker_pid), and when events arrive and who sent them
+#     (wait_for_events).
 # Every helper is told the node, database and session it works on; the only
 # state kept here are counters that make markers and tags unique.
 #
@@ -37,6 +40,8 @@ our @EXPORT = qw(
   kill_client
   backend_gone
   lease_status
+  worker_pid
+  wait_for_events
 );
 
 # ---- leader_changed events ----
@@ -191,6 +196,71 @@ sub lease_status
 		    'SELECT '
 		  . join(', ', @columns)
 		  . " FROM leader_status WHERE group_name = '$group'");
+}
+
+# ---- the background worker (shared_preload_libraries = 'leader') ----
+
+# Wait until database $db of $node has its leader worker; returns its pid,
+# or undef if none came.
+sub worker_pid
+{
+	my ($node, $db) = @_;
+	my $where =
+	  "backend_type = 'leader worker' AND datname = '$db'";
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE $where")
+	  or return undef;
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE $where");
+}
+
+# Read leader_changed events through $listener (a listener of
+# listen_leader_changed) until &$done(@events) is true of the events read
+# by this call, polling the listener's session with a query of the server's
+# clock; dies after $timeout seconds (default: the harness's default
+# timeout).  Returns the events in delivery
+# order, as decoded payloads with two more keys:
+#   seen_at: the server's clock (epoch seconds) read by the first poll
+#            that brought the event: it had arrived by then, and at most
+#            one poll (about 10 ms) earlier;
+#   sender:  the pid of the process whose commit sent it.
+# Payloads without an "event" key (markers, other traffic) are skipped.
+sub wait_for_events
+{
+	my ($listener, $done, $timeout) = @_;
+	my @events;
+	my $deadline =
+	  time + ($timeout // $PostgreSQL::Test::Utils::timeout_default);
+
+	until ($done->(@events))
+	{
+		die 'timed out waiting for leader_changed events' if time > $deadline;
+		my $out = $listener->query_safe(
+			'SELECT extract(epoch FROM clock_timestamp())');
+		my ($seen_at, @new);
+		foreach my $line (split /\n/, $out)
+		{
+			if ($line =~
+				/^Asynchronous notification "leader_changed" with payload "(.*)" received from server process with PID (\d+)\.$/
+			  )
+			{
+				my $event = decode_json($1);
+				next unless defined $event->{event};
+				$event->{sender} = $2;
+				push @new, $event;
+			}
+			elsif ($line =~ /^\d+(?:\.\d+)?$/)
+			{
+				$seen_at = $line;
+			}
+		}
+		die "no clock reading in the listener's output: $out"
+		  unless defined $seen_at;
+		$_->{seen_at} = $seen_at foreach @new;
+		push @events, @new;
+		usleep(10_000);
+	}
+	return @events;
 }
 
 1;
