@@ -100,7 +100,7 @@ start_worker(Oid dboid)
 void
 leader_launcher_main(Datum arg)
 {
-	bool		warned_no_slot = false;
+	List	   *deferred = NIL; /* databases still waiting for a worker slot */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -113,9 +113,9 @@ leader_launcher_main(Datum arg)
 
 	for (;;)
 	{
-		List	   *dboids = leader_take_start_requests();
+		List	   *dboids = list_concat_unique_oid(leader_take_start_requests(), deferred);
+		List	   *failed = NIL;
 		ListCell   *lc;
-		bool		retry = false;
 
 		foreach(lc, dboids)
 		{
@@ -123,20 +123,19 @@ leader_launcher_main(Datum arg)
 
 			if (start_worker(dboid))
 				continue;
-			if (!warned_no_slot)
+			failed = lappend_oid(failed, dboid);
+			/* Said once per database, not at every retry. */
+			if (!list_member_oid(deferred, dboid))
 				ereport(LOG,
 						(errmsg("leader: could not start the worker for database %u", dboid),
 						 errhint("Raise max_worker_processes; leader needs one worker per database that uses it, plus its launcher.")));
-			warned_no_slot = true;
-			leader_request_worker(dboid);	/* ask again later */
-			retry = true;
 		}
-		if (!retry)
-			warned_no_slot = false;
 		list_free(dboids);
+		list_free(deferred);
+		deferred = failed;
 
 		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (retry ? WL_TIMEOUT : 0),
+						 WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (deferred != NIL ? WL_TIMEOUT : 0),
 						 5000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();

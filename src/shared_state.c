@@ -26,6 +26,7 @@ typedef struct LeaderWorkerSlot
 {
 	Oid			dboid;			/* InvalidOid: free */
 	bool		start_requested;	/* the launcher should start its worker */
+	uint32		requests;		/* how many times a worker was asked for */
 	bool		sessions_ended; /* a holder's session may have ended */
 	pid_t		pid;			/* the worker, once running */
 	Latch	   *latch;
@@ -43,6 +44,7 @@ typedef struct LeaderShared
 
 static LeaderShared *leader_shared = NULL;
 static bool worker_retired = false;	/* this worker's database dropped leader */
+static uint32 worker_requests_seen = 0; /* slot->requests when it attached */
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -136,8 +138,12 @@ leader_request_worker(Oid dboid)
 				(errmsg("leader: no room to serve database %u", dboid),
 				 errdetail("The background worker serves at most %d databases.",
 						   LEADER_MAX_DATABASES)));
-	else if (slot->pid == 0)
-		slot->start_requested = true;
+	else
+	{
+		slot->requests++;
+		if (slot->pid == 0)
+			slot->start_requested = true;
+	}
 	if (leader_shared->launcher_latch != NULL)
 		SetLatch(leader_shared->launcher_latch);
 	LWLockRelease(leader_shared->lock);
@@ -209,8 +215,19 @@ worker_detach(int code, Datum arg)
 	{
 		slot->pid = 0;
 		slot->latch = NULL;
-		if (worker_retired)
+		/*
+		 * A worker leaving because the extension was dropped frees the slot,
+		 * unless the extension was created again meanwhile: then it hands
+		 * the slot back to the launcher for a new worker.
+		 */
+		if (worker_retired && slot->requests == worker_requests_seen)
 			slot->dboid = InvalidOid;
+		else if (worker_retired)
+		{
+			slot->start_requested = true;
+			if (leader_shared->launcher_latch != NULL)
+				SetLatch(leader_shared->launcher_latch);
+		}
 	}
 	LWLockRelease(leader_shared->lock);
 }
@@ -234,6 +251,7 @@ leader_worker_attach(void)
 		slot->start_requested = false;
 		slot->sessions_ended = true;	/* look at every holder once */
 		slot->next_wake = 0;
+		worker_requests_seen = slot->requests;
 		attached = true;
 	}
 	LWLockRelease(leader_shared->lock);
