@@ -21,16 +21,6 @@ $node->safe_psql('app', 'CREATE EXTENSION leader');
 # The highest term seen so far per group: every later leadership must beat it.
 my %max_term;
 
-sub see_term
-{
-	my ($group, $term, $what) = @_;
-	ok($term > ($max_term{$group} // 0),
-		"$group: $what gets term $term, above every earlier term ("
-		  . ($max_term{$group} // 0) . ')');
-	$max_term{$group} = $term
-	  if !defined $max_term{$group} || $term > $max_term{$group};
-}
-
 # A fresh session of database $db takes $group, for $holder for an hour
 # when $holder is given, and gets a term above every earlier one: two
 # assertions, named $won_name and after $what.
@@ -48,7 +38,7 @@ sub take_group
 		SELECT leader_term($term_args);
 	});
 	is($won, 't', $won_name);
-	see_term($group, $term, $what);
+	see_term(\%max_term, $group, $term, $what);
 }
 
 # A session-bound leader of "sb" that stays connected, and a named lease of
@@ -70,11 +60,11 @@ is($sb_session->query_safe("SELECT leader_try_acquire('sb')"),
 	't', 'a connected session leads "sb"');
 my $sb_pid = $sb_session->{backend_pid};
 my $sb_term = $sb_session->query_safe("SELECT leader_term('sb')");
-see_term('sb', $sb_term, 'the connected session');
+see_term(\%max_term, 'sb', $sb_term, 'the connected session');
 is($node->safe_psql('app', "SELECT leader_try_acquire('named', '1 hour', 'pod-1')"),
 	't', "'pod-1' leads \"named\" for an hour");
 my $named_term = $node->safe_psql('app', "SELECT leader_term('named', 'pod-1')");
-see_term('named', $named_term, "'pod-1'");
+see_term(\%max_term, 'named', $named_term, "'pod-1'");
 is($named_term, 4, 'the named lease is on its fourth term');
 
 # ---- clean restart ----
@@ -108,7 +98,7 @@ my ($won, $term, $pid) = split /\n/,
 });
 is($won, 't', 'after restart another session takes "sb" at once');
 is($term, $sb_term + 1, 'after restart "sb" gets the next term');
-see_term('sb', $term, 'the first leader after restart');
+see_term(\%max_term, 'sb', $term, 'the first leader after restart');
 is_deeply(
 	summary(events_so_far($node, 'app', $listener)),
 	[ "vacated $sb_term $sb_pid", "acquired $term $pid" ],
@@ -125,7 +115,7 @@ is($sb_session->query_safe("SELECT leader_try_acquire('sb')"),
 	't', 'a connected session leads "sb" when the server crashes');
 $sb_term = $sb_session->query_safe("SELECT leader_term('sb')");
 is($sb_term, $term + 1, 'it has the next term');
-see_term('sb', $sb_term, 'the leader at the time of the crash');
+see_term(\%max_term, 'sb', $sb_term, 'the leader at the time of the crash');
 $listener->quit;
 
 $node->stop('immediate');
@@ -161,7 +151,7 @@ $sb_session = session($node, undef, 'app');
 is($sb_session->query_safe("SELECT leader_try_acquire('sb')"),
 	't', 'a connected session leads "sb" while the dump is taken');
 $sb_term = $sb_session->query_safe("SELECT leader_term('sb')");
-see_term('sb', $sb_term, 'the leader at the time of the dump');
+see_term(\%max_term, 'sb', $sb_term, 'the leader at the time of the dump');
 
 my $dump = PostgreSQL::Test::Utils::tempdir() . '/app.dump';
 $node->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', 'app' ],

@@ -36,18 +36,8 @@ $primary->safe_psql('app', 'CREATE EXTENSION leader');
 
 # ---- helpers ----
 
-# The highest term seen so far per group: every new leadership must beat it.
+# The highest term seen so far per group: every later leadership must beat it.
 my %max_term;
-
-sub see_term
-{
-	my ($group, $term, $what) = @_;
-	ok($term > ($max_term{$group} // 0),
-		"$group: $what gets term $term, above every earlier term ("
-		  . ($max_term{$group} // 0) . ')');
-	$max_term{$group} = $term
-	  if !defined $max_term{$group} || $term > $max_term{$group};
-}
 
 # In database app of $node, a fresh session takes $group for $ttl (for
 # $holder, when given; else session-bound, ending with that session) and
@@ -65,7 +55,7 @@ sub take
 		SELECT leader_term($term_args);
 	});
 	is($won, 't', "$group: $what leads");
-	see_term($group, $term, $what);
+	see_term(\%max_term, $group, $term, $what);
 	return $term;
 }
 
@@ -151,7 +141,7 @@ sub restart_scenario
 	is($sb_session->query_safe("SELECT leader_try_acquire('sb', '1 hour')"),
 		't', "$how: a connected session leads \"sb\"");
 	my $sb_term = $sb_session->query_safe("SELECT leader_term('sb')");
-	see_term('sb', $sb_term, "$how: the connected session");
+	see_term(\%max_term, 'sb', $sb_term, "$how: the connected session");
 	my $sb_pid = $sb_session->{backend_pid};
 	my $short_term = take($primary, 'short', 'pod-s', '6s', "$how: 'pod-s'");
 	my $leases_before = $primary->safe_psql('app',
@@ -234,7 +224,7 @@ my $sb_session = session($primary, 'old-primary-leader', 'app');
 is($sb_session->query_safe("SELECT leader_try_acquire('sb', '1 hour')"),
 	't', 'a session of the primary leads "sb"');
 my $sb_term = $sb_session->query_safe("SELECT leader_term('sb')");
-see_term('sb', $sb_term, 'the session of the primary');
+see_term(\%max_term, 'sb', $sb_term, 'the session of the primary');
 $primary->wait_for_catchup($standby);
 is( $standby->safe_psql('app',
 		"SELECT group_name, holder IS NOT NULL, term FROM leader_lease WHERE group_name IN ('named', 'sb') ORDER BY 1"
@@ -278,7 +268,7 @@ foreach my $round (1 .. 3)
 # The old primary goes down with a session-bound leader connected.
 is($sb_session->query_safe("SELECT leader_try_acquire('sb', '1 hour')"),
 	't', 'a session of the old primary leads "sb" when it goes down');
-see_term('sb', $sb_session->query_safe("SELECT leader_term('sb')"),
+see_term(\%max_term, 'sb', $sb_session->query_safe("SELECT leader_term('sb')"),
 	'the last leader on the old primary');
 is( $primary->safe_psql('app',
 		'SELECT group_name, term FROM leader_lease ORDER BY 1'),

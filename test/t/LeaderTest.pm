@@ -28,6 +28,7 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 our @EXPORT = qw(
+  see_term
   listen_leader_changed
   events_so_far
   summary
@@ -261,6 +262,19 @@ sub wait_for_events
 		usleep(10_000);
 	}
 	return @events;
+}
+
+# Check that $group's new $term beats every term recorded in %$max_term for
+# it (one assertion, named after $what), and record it.
+sub see_term
+{
+	my ($max_term, $group, $term, $what) = @_;
+	Test::More::ok($term > ($max_term->{$group} // 0),
+		"$group: $what gets term $term, above every earlier term ("
+		  . ($max_term->{$group} // 0) . ')');
+	$max_term->{$group} = $term
+	  if !defined $max_term->{$group} || $term > $max_term->{$group};
+	return;
 }
 
 1;
