@@ -144,5 +144,21 @@ RESET search_path;
 SELECT count(*) AS decoy_rows FROM decoy.leader_lease;
 DROP SCHEMA decoy CASCADE;
 
+-- Index entries follow the rows: the partial index of held leases lists no
+-- vacant group, and an index an administrator adds, even on an expression,
+-- is kept up to date by the functions.
+SET enable_seqscan = off;
+SELECT count(*) = count(holder) AS held_index_lists_only_held
+FROM leader_lease WHERE holder IS NOT NULL;
+RESET enable_seqscan;
+CREATE INDEX leader_lease_lower_holder ON leader_lease (lower(holder));
+SELECT leader_try_acquire('expression index', '1 hour', 'POD-X') AS acquired;
+SELECT leader_try_acquire('expression index', '2 hours', 'POD-X') AS renewed;
+SET enable_seqscan = off;
+SELECT group_name FROM leader_lease WHERE lower(holder) = 'pod-x';
+RESET enable_seqscan;
+SELECT leader_release('expression index', 'POD-X') AS released;
+DROP INDEX leader_lease_lower_holder;
+
 -- Terms only ever grow.
 SELECT group_name, term FROM leader_lease ORDER BY group_name COLLATE "C";

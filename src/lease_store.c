@@ -7,10 +7,14 @@
  * plus this transaction's own changes), because a lease is not snapshot
  * data: a call in a REPEATABLE READ or SERIALIZABLE transaction must still
  * decide on the current lease, like nextval() does on the current sequence
- * value.  Rows are written with the heap and index routines directly, which
- * bypasses table privileges (no role may write the table itself) and takes
- * no predicate locks.  Callers serialize writes of a group with the group
- * lock (group_lock.c), so the version read is the one written over.
+ * value.  Rows are written with the heap routines directly, and their index
+ * entries with the executor's (which evaluate partial-index predicates and
+ * index expressions), which bypasses table privileges (no role may write
+ * the table itself) and takes no predicate locks.  Callers serialize writes
+ * of a group with the group lock (group_lock.c), so the version read is the
+ * one written over.  A store that wrote keeps its table lock to the end of
+ * the transaction, as every writer of a table does; one that only read
+ * gives it back at once, so that no later wait holds it.
  */
 #include "leader.h"
 
@@ -20,7 +24,8 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/xact.h"
-#include "catalog/indexing.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
 #include "storage/bufmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -49,6 +54,7 @@ struct LeaseStore
 	Relation	rel;
 	Oid			pkey;
 	LOCKMODE	lockmode;
+	bool		wrote;			/* then its lock is kept to commit */
 };
 
 static Oid
@@ -73,13 +79,15 @@ lease_store_open(Oid ext_namespace, LOCKMODE lockmode)
 	store->rel = table_open(lease_relation(ext_namespace, "leader_lease"), lockmode);
 	store->pkey = lease_relation(ext_namespace, "leader_lease_pkey");
 	store->lockmode = lockmode;
+	store->wrote = false;
 	return store;
 }
 
+/* A store that wrote keeps its table lock to the end of the transaction. */
 void
 lease_store_close(LeaseStore *store)
 {
-	table_close(store->rel, store->lockmode);
+	table_close(store->rel, store->wrote ? NoLock : store->lockmode);
 	pfree(store);
 }
 
@@ -122,11 +130,43 @@ lease_store_read(LeaseStore *store, const char *group, LeaseRow *row)
 	row->group = pstrdup(group);
 	ScanKeyInit(&key, COL_GROUP_NAME, BTEqualStrategyNumber, F_TEXTEQ,
 				CStringGetTextDatum(group));
-	scan = systable_beginscan(store->rel, store->pkey, true, SnapshotSelf, 1, &key);
-	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
-		row_from_tuple(RelationGetDescr(store->rel), tuple, row);
-	systable_endscan(scan);
+
+	/*
+	 * SnapshotSelf judges each version when the scan reaches it, so a
+	 * non-HOT update committing between the scan's visit of the new and the
+	 * old index entry can hide both: a group found missing is looked up once
+	 * more.
+	 */
+	for (int attempt = 0; attempt < 2 && !row->found; attempt++)
+	{
+		scan = systable_beginscan(store->rel, store->pkey, true, SnapshotSelf, 1, &key);
+		tuple = systable_getnext(scan);
+		if (HeapTupleIsValid(tuple))
+			row_from_tuple(RelationGetDescr(store->rel), tuple, row);
+		systable_endscan(scan);
+	}
+}
+
+/*
+ * Add index entries for a new heap tuple (not needed after a HOT update).
+ * It is never flagged as an UPDATE: that flag only feeds an index hint, and
+ * computing the hint needs a range table this bare executor state lacks.
+ */
+static void
+insert_index_entries(Relation rel, HeapTuple tuple)
+{
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *result_rel = makeNode(ResultRelInfo);
+	TupleTableSlot *slot;
+
+	InitResultRelInfo(result_rel, rel, 1, NULL, 0);
+	ExecOpenIndices(result_rel, false);
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	ExecStoreHeapTuple(tuple, slot, false);
+	(void) ExecInsertIndexTuples(result_rel, slot, estate, false, false, NULL, NIL);
+	ExecDropSingleTupleTableSlot(slot);
+	ExecCloseIndices(result_rel);
+	FreeExecutorState(estate);
 }
 
 /* Insert or update the group's row from *row, and make it visible. */
@@ -161,9 +201,12 @@ lease_store_write(LeaseStore *store, LeaseRow *row)
 
 	tuple = heap_form_tuple(RelationGetDescr(store->rel), values, nulls);
 	if (row->found)
-		CatalogTupleUpdate(store->rel, &row->tid, tuple);
+		simple_heap_update(store->rel, &row->tid, tuple);
 	else
-		CatalogTupleInsert(store->rel, tuple);
+		simple_heap_insert(store->rel, tuple);
+	if (!HeapTupleIsHeapOnly(tuple))
+		insert_index_entries(store->rel, tuple);
+	store->wrote = true;
 	row->found = true;
 	row->tid = tuple->t_self;
 	heap_freetuple(tuple);
