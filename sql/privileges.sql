@@ -24,6 +24,8 @@ SELECT leader_try_acquire('shared', '1 hour', 'pod-a') AS bob_renewed,
        leader_term('shared', 'pod-a') AS bob_term,
        leader_current('shared') AS current;
 SELECT leader_force_release('shared');
+-- Nor may he fence Alice's term (he could freeze the group by idling).
+SELECT leader_fence('shared', 1);
 SELECT holder, role, term, state FROM leader_status WHERE group_name = 'shared';
 
 -- Alice, in another session of the same role, still renews it.

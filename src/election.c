@@ -21,6 +21,7 @@
 
 #include "access/xlog.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/timestamp.h"
 
 /*
@@ -258,34 +259,36 @@ leader_settle_if_ended(Oid ext_namespace, const char *group)
 
 /*
  * leader_release: end the caller's leadership.  Waits for fenced
- * transactions of the group to end, since they were promised the term.
+ * transactions of the group to end, since they were promised the term; it
+ * holds neither the group lock nor a lock on the table while it waits.
  */
 bool
 leader_release_internal(Oid ext_namespace, const char *group, const LeaderCaller *caller)
 {
-	LeaseStore *store = lease_store_open(ext_namespace, RowExclusiveLock);
+	LeaseStore *store;
 	LeaseRow	row;
 	LeaseState	state;
 	GroupChange gc = {0};
 
-	lease_store_read(store, group, &row);
+	leader_read_lease(ext_namespace, group, &row);
 	state = leader_lease_state(&row, caller, GetCurrentTimestamp());
-	if (state == LEASE_MINE)
-	{
-		change_lock(&gc, group, GROUP_LOCK_HANDOVER, true);
-		lease_store_read(store, group, &row);
-		state = leader_lease_state(&row, caller, GetCurrentTimestamp());
-		if (state == LEASE_MINE || state == LEASE_EXPIRED || state == LEASE_VACATED)
-		{
-			lease_end(&row, state == LEASE_MINE ? "released" : ending_event(state));
-			lease_store_write(store, &row);
-		}
-		else
-			change_abandon(&gc);
-	}
-	lease_store_close(store);
 	if (state == LEASE_EXPIRED || state == LEASE_VACATED)
 		leader_settle_if_ended(ext_namespace, group);
+	if (state != LEASE_MINE)
+		return false;
+
+	change_lock(&gc, group, GROUP_LOCK_HANDOVER, true);
+	store = lease_store_open(ext_namespace, RowExclusiveLock);
+	lease_store_read(store, group, &row);
+	state = leader_lease_state(&row, caller, GetCurrentTimestamp());
+	if (state == LEASE_MINE || state == LEASE_EXPIRED || state == LEASE_VACATED)
+	{
+		lease_end(&row, state == LEASE_MINE ? "released" : ending_event(state));
+		lease_store_write(store, &row);
+	}
+	else
+		change_abandon(&gc);
+	lease_store_close(store);
 	return state == LEASE_MINE;
 }
 
@@ -293,12 +296,13 @@ leader_release_internal(Oid ext_namespace, const char *group, const LeaderCaller
 bool
 leader_force_release_internal(Oid ext_namespace, const char *group)
 {
-	LeaseStore *store = lease_store_open(ext_namespace, RowExclusiveLock);
+	LeaseStore *store;
 	LeaseRow	row;
 	LeaseState	state;
 	GroupChange gc = {0};
 
 	change_lock(&gc, group, GROUP_LOCK_HANDOVER, true);
+	store = lease_store_open(ext_namespace, RowExclusiveLock);
 	lease_store_read(store, group, &row);
 	state = leader_lease_state(&row, NULL, GetCurrentTimestamp());
 	if (state == LEASE_VACANT)
@@ -313,9 +317,11 @@ leader_force_release_internal(Oid ext_namespace, const char *group)
 }
 
 /*
- * leader_fence: fail unless term is the group's current, unexpired term;
- * on success the group lock in FENCE mode, held to the end of the
- * transaction, keeps any handover waiting until then.
+ * leader_fence: fail unless term is the group's current, unexpired term
+ * and the caller acts as the lease's role; on success the group lock in
+ * FENCE mode, held to the end of the transaction, keeps any handover
+ * waiting until then.  (Only the holder's role may fence: anyone else could
+ * otherwise freeze the group by fencing and idling.)
  */
 void
 leader_fence_internal(Oid ext_namespace, const char *group, int64 term)
@@ -333,6 +339,11 @@ leader_fence_internal(Oid ext_namespace, const char *group, int64 term)
 						term, group),
 				 row.found ? errdetail("The current term is " INT64_FORMAT ".", row.term)
 				 : errdetail("The group has never had a leader.")));
+	if (state == LEASE_OTHERS && !has_privs_of_role(GetUserId(), row.role))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to fence group \"%s\"", group),
+				 errdetail("Only the role that holds the lease (or a member of it) may fence its term.")));
 	if (state != LEASE_OTHERS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

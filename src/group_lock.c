@@ -51,9 +51,35 @@ GroupLockResult
 group_lock_take(const char *group, GroupLockMode mode, bool wait)
 {
 	LOCKTAG		tag;
+	bool		fenced_here;
+	LockAcquireResult result;
 
 	group_lock_tag(&tag, group);
-	switch (LockAcquire(&tag, group_lock_mode(mode), false, !wait))
+
+	/*
+	 * A transaction that fenced the group and now waits to hand it over
+	 * would deadlock with another transaction holding the group lock that
+	 * may do the same (another fencer): it refuses to wait for one, and says
+	 * why.  Waiting behind mere waiters is safe, as its fence puts it ahead
+	 * of them.
+	 */
+	fenced_here = mode == GROUP_LOCK_HANDOVER && wait &&
+		leader_lock_held_by_me(&tag, RowShareLock);
+	if (fenced_here)
+	{
+		int			holders;
+
+		(void) GetLockConflicts(&tag, ExclusiveLock, &holders);
+		if (holders > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("cannot end the leadership of group \"%s\" while another transaction holds its group lock",
+							group),
+					 errdetail("This transaction fenced the group, so waiting for the other one could deadlock."),
+					 errhint("End the leadership in a transaction that did not call leader_fence(), or retry.")));
+	}
+	result = LockAcquire(&tag, group_lock_mode(mode), false, !wait);
+	switch (result)
 	{
 		case LOCKACQUIRE_NOT_AVAIL:
 			return GROUP_LOCK_BUSY;
