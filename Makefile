@@ -23,6 +23,7 @@ OBJS = \
 	src/wakeups.o \
 	src/launcher.o \
 	src/worker.o \
+	src/database_commands.o \
 	src/functions.o
 
 DATA = sql/$(EXTENSION)--$(EXTVERSION).sql

@@ -30,6 +30,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/wait_event.h"
 
 PGDLLEXPORT void leader_launcher_main(Datum arg);
@@ -78,6 +79,17 @@ request_all_databases(void)
 		leader_request_worker(lfirst_oid(lc));
 }
 
+static bool
+database_exists(Oid dboid)
+{
+	bool		exists;
+
+	StartTransactionCommand();
+	exists = SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dboid));
+	CommitTransactionCommand();
+	return exists;
+}
+
 /* Start one database's worker; false if no worker slot was free. */
 static bool
 start_worker(Oid dboid)
@@ -121,6 +133,11 @@ leader_launcher_main(Datum arg)
 		{
 			Oid			dboid = lfirst_oid(lc);
 
+			if (!database_exists(dboid))
+			{
+				leader_forget_database(dboid);
+				continue;
+			}
 			if (start_worker(dboid))
 				continue;
 			failed = lappend_oid(failed, dboid);

@@ -150,6 +150,10 @@ extern ConditionVariable *leader_group_wakeup(const char *group);
 extern void leader_request_worker(Oid dboid);
 extern void leader_wake_worker(Oid dboid, bool sessions_ended, TimestampTz expires_at);
 extern void leader_launcher_attach(void);
+extern void leader_forget_database(Oid dboid);
+extern void leader_pause_worker(Oid dboid);
+extern void leader_resume_worker(Oid dboid, bool database_exists);
+extern void leader_database_commands_install(void);
 extern List *leader_take_start_requests(void);
 extern bool leader_worker_attach(void);
 extern void leader_worker_retire(void);
@@ -160,6 +164,7 @@ extern void leader_worker_set_next_wake(TimestampTz next_wake);
 extern void leader_wakeups_install(void);
 extern void leader_wake_waiters_at_commit(const char *group);
 extern void leader_wake_worker_at_commit(TimestampTz expires_at);
+extern void leader_request_worker_at_commit(Oid dboid);
 
 /* ---- background processes (launcher.c, worker.c) ---- */
 extern void leader_register_launcher(void);

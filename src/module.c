@@ -26,5 +26,6 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
 		return;
 	leader_shared_install_hooks();
+	leader_database_commands_install();
 	leader_register_launcher();
 }

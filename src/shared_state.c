@@ -19,6 +19,9 @@
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/wait_event.h"
+
+#include <signal.h>
 
 #define LEADER_WAKEUP_SLOTS 1024
 
@@ -27,6 +30,7 @@ typedef struct LeaderWorkerSlot
 	Oid			dboid;			/* InvalidOid: free */
 	bool		start_requested;	/* the launcher should start its worker */
 	uint32		requests;		/* how many times a worker was asked for */
+	bool		paused;			/* a database command needs it gone */
 	bool		sessions_ended; /* a holder's session may have ended */
 	pid_t		pid;			/* the worker, once running */
 	Latch	   *latch;
@@ -173,12 +177,21 @@ leader_wake_worker(Oid dboid, bool sessions_ended, TimestampTz expires_at)
 
 /* ---- for the launcher ---- */
 
+static void
+launcher_detach(int code, Datum arg)
+{
+	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
+	leader_shared->launcher_latch = NULL;
+	LWLockRelease(leader_shared->lock);
+}
+
 void
 leader_launcher_attach(void)
 {
 	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
 	leader_shared->launcher_latch = MyLatch;
 	LWLockRelease(leader_shared->lock);
+	before_shmem_exit(launcher_detach, (Datum) 0);
 }
 
 /* Databases whose worker should be started now; clears their requests. */
@@ -192,7 +205,7 @@ leader_take_start_requests(void)
 	{
 		LeaderWorkerSlot *slot = &leader_shared->workers[i];
 
-		if (slot->dboid != InvalidOid && slot->start_requested)
+		if (slot->dboid != InvalidOid && slot->start_requested && !slot->paused)
 		{
 			slot->start_requested = false;
 			dboids = lappend_oid(dboids, slot->dboid);
@@ -200,6 +213,77 @@ leader_take_start_requests(void)
 	}
 	LWLockRelease(leader_shared->lock);
 	return dboids;
+}
+
+/* The database is gone: forget its slot. */
+void
+leader_forget_database(Oid dboid)
+{
+	LeaderWorkerSlot *slot;
+
+	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
+	slot = slot_for(dboid, false);
+	if (slot != NULL && slot->pid == 0)
+		slot->dboid = InvalidOid;
+	LWLockRelease(leader_shared->lock);
+}
+
+/*
+ * Make the database's worker leave and keep it away (DROP DATABASE and other
+ * commands that need a database nobody is connected to).  Waits up to 10 s
+ * for it to exit.
+ */
+void
+leader_pause_worker(Oid dboid)
+{
+	LeaderWorkerSlot *slot;
+	pid_t		pid = 0;
+
+	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
+	slot = slot_for(dboid, false);
+	if (slot != NULL)
+	{
+		slot->paused = true;
+		pid = slot->pid;
+	}
+	LWLockRelease(leader_shared->lock);
+	if (pid == 0)
+		return;
+	kill(pid, SIGTERM);
+	for (int waited_ms = 0; waited_ms < 10000; waited_ms += 10)
+	{
+		bool		gone;
+
+		LWLockAcquire(leader_shared->lock, LW_SHARED);
+		gone = slot->dboid != dboid || slot->pid != pid;
+		LWLockRelease(leader_shared->lock);
+		if (gone)
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* The command is over: the database gets its worker back, if it still exists. */
+void
+leader_resume_worker(Oid dboid, bool database_exists)
+{
+	LeaderWorkerSlot *slot;
+
+	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
+	slot = slot_for(dboid, false);
+	if (slot != NULL && !database_exists)
+		slot->dboid = InvalidOid;
+	else if (slot != NULL)
+	{
+		slot->paused = false;
+		slot->start_requested = true;
+		if (leader_shared->launcher_latch != NULL)
+			SetLatch(leader_shared->launcher_latch);
+	}
+	LWLockRelease(leader_shared->lock);
 }
 
 /* ---- for a database's worker ---- */
@@ -244,7 +328,7 @@ leader_worker_attach(void)
 
 	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
 	slot = slot_for(MyDatabaseId, true);
-	if (slot != NULL && (slot->pid == 0 || slot->pid == MyProcPid))
+	if (slot != NULL && !slot->paused && (slot->pid == 0 || slot->pid == MyProcPid))
 	{
 		slot->pid = MyProcPid;
 		slot->latch = MyLatch;

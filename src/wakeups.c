@@ -3,7 +3,8 @@
  *	  Who must hear of a transaction's changes once it commits: the callers
  *	  of leader_acquire waiting on a group that fell vacant, the database's
  *	  worker when a lease now expires sooner than it planned to wake, and
- *	  the launcher when this database created the extension.
+ *	  the launcher when a database may now need a worker (CREATE EXTENSION,
+ *	  CREATE DATABASE from a template that has it).
  *
  * Nothing is woken before the commit has released the transaction's locks
  * (a rolled-back change must wake nobody into a state that never existed,
@@ -21,7 +22,7 @@
 
 static List *wk_vacated = NIL;	/* ConditionVariable *, in TopTransactionContext */
 static TimestampTz wk_earliest_expiry = 0;
-static bool wk_extension_created = false;
+static List *wk_worker_requests = NIL;	/* database OIDs, in TopTransactionContext */
 static bool wk_extension_dropped = false;
 static object_access_hook_type prev_object_access_hook = NULL;
 
@@ -35,6 +36,16 @@ leader_wake_waiters_at_commit(const char *group)
 		return;
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	wk_vacated = list_append_unique_ptr(wk_vacated, leader_group_wakeup(group));
+	MemoryContextSwitchTo(old);
+}
+
+/* The database needs a worker (if it has the extension) once this commits. */
+void
+leader_request_worker_at_commit(Oid dboid)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+	wk_worker_requests = list_append_unique_oid(wk_worker_requests, dboid);
 	MemoryContextSwitchTo(old);
 }
 
@@ -62,8 +73,8 @@ wk_resource_release(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, 
 	{
 		foreach(lc, wk_vacated)
 			ConditionVariableBroadcast((ConditionVariable *) lfirst(lc));
-		if (wk_extension_created)
-			leader_request_worker(MyDatabaseId);
+		foreach(lc, wk_worker_requests)
+			leader_request_worker(lfirst_oid(lc));
 		if (wk_extension_dropped)
 			leader_wake_worker(MyDatabaseId, false, 0);
 		else if (wk_earliest_expiry != 0)
@@ -71,7 +82,7 @@ wk_resource_release(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, 
 	}
 	wk_vacated = NIL;			/* its memory goes with TopTransactionContext */
 	wk_earliest_expiry = 0;
-	wk_extension_created = false;
+	wk_worker_requests = NIL;
 	wk_extension_dropped = false;
 }
 
@@ -90,7 +101,7 @@ wk_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (classId != ExtensionRelationId)
 		return;
 	if (access == OAT_POST_CREATE)
-		wk_extension_created = true;
+		leader_request_worker_at_commit(MyDatabaseId);
 	else if (access == OAT_DROP)
 		wk_extension_dropped = true;
 }

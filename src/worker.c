@@ -41,6 +41,23 @@
 
 PGDLLEXPORT void leader_worker_main(Datum arg);
 
+static volatile sig_atomic_t worker_stop_requested = false;
+
+/*
+ * SIGTERM (server shutdown, or a database command that needs the database
+ * free, see database_commands.c): leave at the next turn of the loop, with
+ * exit code 0, so that the postmaster does not start the worker again.
+ */
+static void
+worker_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	worker_stop_requested = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
 #define WORKER_RETRY_MS 20		/* a busy group is tried again after this */
 #define WORKER_ERROR_RETRY_MS 1000
 
@@ -163,10 +180,9 @@ void
 leader_worker_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
-	MemoryContext pass_context;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, worker_sigterm);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("leader worker");
@@ -174,8 +190,6 @@ leader_worker_main(Datum arg)
 	if (!leader_worker_attach())
 		proc_exit(0);			/* another worker serves this database */
 
-	pass_context = AllocSetContextCreate(TopMemoryContext, "leader worker pass",
-										 ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
 		WorkerPlan	plan;
@@ -184,21 +198,24 @@ leader_worker_main(Datum arg)
 		TimestampTz wake_at;
 		int			retry_ms = 0;
 
-		MemoryContextSwitchTo(pass_context);
+		if (worker_stop_requested)
+			proc_exit(0);
 		leader_worker_set_next_wake(0);	/* from here on, every commit wakes it */
 		if (!worker_plan(&plan, leader_worker_take_sessions_ended()))
 			break;
 		foreach(lc, plan.groups)
 		{
-			int			group_retry_ms = worker_settle((const char *) lfirst(lc));
+			int			group_retry_ms;
 
+			if (worker_stop_requested)
+				break;
+			group_retry_ms = worker_settle((const char *) lfirst(lc));
 			if (group_retry_ms > 0)
 				retry_ms = retry_ms == 0 ? group_retry_ms : Min(retry_ms, group_retry_ms);
 			CHECK_FOR_INTERRUPTS();
 		}
 		list_free_deep(plan.groups);
-		MemoryContextSwitchTo(TopMemoryContext);
-		MemoryContextReset(pass_context);
+		pgstat_report_stat(false);	/* let autovacuum see the ended leases */
 
 		now = GetCurrentTimestamp();
 		wake_at = plan.next_expiry != 0 ? plan.next_expiry : DT_NOEND;

@@ -209,6 +209,35 @@ unlike($log, qr/\(PID $worker{db3}\) (exited with exit code|was terminated)/,
 $node->safe_psql('db3', 'CREATE EXTENSION leader');
 ok(wait_for_worker('db3', $worker{db3}), 'db3 gets a new worker after CREATE EXTENSION again');
 
+# ---- 3b. commands that need a database nobody is connected to ----
+
+# The worker would keep such a command from running (it is connected to the
+# database); it leaves for the command and comes back after it, and a copy
+# made from the database as a template gets a worker of its own.
+$worker{db3} = wait_for_worker('db3');
+$node->safe_psql('postgres', 'ALTER DATABASE db3 RENAME TO db3_renamed');
+ok(wait_for_worker('db3_renamed', $worker{db3}),
+	'ALTER DATABASE ... RENAME runs, and the renamed database gets its worker back');
+$node->safe_psql('postgres', 'CREATE DATABASE db3_copy TEMPLATE db3_renamed');
+ok(wait_for_worker('db3_copy'), 'CREATE DATABASE ... TEMPLATE runs, and the copy is served');
+ok(wait_for_worker('db3_renamed'), 'the template database gets its worker back');
+$log_offset = -s $node->logfile;
+my ($drop_ret, $drop_out, $drop_err) =
+  $node->psql('postgres', 'DROP DATABASE db3_copy; DROP DATABASE db3_renamed;');
+is($drop_ret, 0, 'DROP DATABASE (without FORCE) of databases served by workers succeeds')
+  or diag($drop_err);
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'leader worker' AND (datname IS NULL OR datname LIKE 'db3%')"
+	),
+	'no worker is left for the dropped databases');
+unlike(slurp_file($node->logfile, $log_offset), qr/exited with exit code|does not exist/,
+	'no worker failed or was restarted for them');
+$node->safe_psql('postgres', 'CREATE DATABASE db3');
+$node->safe_psql('db3', 'CREATE EXTENSION leader');
+$worker{db3} = wait_for_worker('db3');
+ok($worker{db3}, 'a new db3 with the extension is served again');
+
 # ---- 4. a worker killed with SIGKILL: crash recovery, then all resume ----
 
 # In db1: a named lease for an hour and a session-bound lease for an hour
