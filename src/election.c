@@ -352,6 +352,7 @@ leader_fence_internal(Oid ext_namespace, const char *group, int64 term)
 													timestamptz_to_str(row.expires_at))
 				 : state == LEASE_VACATED ? errdetail("Its holder's session has ended.")
 				 : errdetail("It was released.")));
+	leader_wake_worker_after_fence(row.expires_at);
 }
 
 /* Read a group's lease for a caller that changes nothing. */

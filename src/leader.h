@@ -165,6 +165,7 @@ extern void leader_wakeups_install(void);
 extern void leader_wake_waiters_at_commit(const char *group);
 extern void leader_wake_worker_at_commit(TimestampTz expires_at);
 extern void leader_request_worker_at_commit(Oid dboid);
+extern void leader_wake_worker_after_fence(TimestampTz expires_at);
 
 /* ---- background processes (launcher.c, worker.c) ---- */
 extern void leader_register_launcher(void);

@@ -14,15 +14,18 @@
 #include "leader.h"
 
 #include "utils/resowner.h"
+#include "access/xact.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_extension_d.h"
 #include "miscadmin.h"
 #include "storage/condition_variable.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 static List *wk_vacated = NIL;	/* ConditionVariable *, in TopTransactionContext */
 static TimestampTz wk_earliest_expiry = 0;
 static List *wk_worker_requests = NIL;	/* database OIDs, in TopTransactionContext */
+static TimestampTz wk_fenced_expiry = 0;
 static bool wk_extension_dropped = false;
 static object_access_hook_type prev_object_access_hook = NULL;
 
@@ -37,6 +40,17 @@ leader_wake_waiters_at_commit(const char *group)
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	wk_vacated = list_append_unique_ptr(wk_vacated, leader_group_wakeup(group));
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * This transaction fenced a lease that expires at expires_at: the worker
+ * could not end it meanwhile, so if it has expired by commit, wake the worker.
+ */
+void
+leader_wake_worker_after_fence(TimestampTz expires_at)
+{
+	if (wk_fenced_expiry == 0 || expires_at < wk_fenced_expiry)
+		wk_fenced_expiry = expires_at;
 }
 
 /* The database needs a worker (if it has the extension) once this commits. */
@@ -57,6 +71,16 @@ leader_wake_worker_at_commit(TimestampTz expires_at)
 		wk_earliest_expiry = expires_at;
 }
 
+static void
+wk_forget(void)
+{
+	wk_vacated = NIL;			/* its memory goes with TopTransactionContext */
+	wk_earliest_expiry = 0;
+	wk_fenced_expiry = 0;
+	wk_worker_requests = NIL;
+	wk_extension_dropped = false;
+}
+
 /*
  * Wake them once the transaction has committed and released its locks,
  * including the group lock: a waiter woken any earlier could find that lock
@@ -75,15 +99,24 @@ wk_resource_release(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, 
 			ConditionVariableBroadcast((ConditionVariable *) lfirst(lc));
 		foreach(lc, wk_worker_requests)
 			leader_request_worker(lfirst_oid(lc));
-		if (wk_extension_dropped)
+		if (wk_extension_dropped ||
+			(wk_fenced_expiry != 0 && GetCurrentTimestamp() >= wk_fenced_expiry))
 			leader_wake_worker(MyDatabaseId, false, 0);
 		else if (wk_earliest_expiry != 0)
 			leader_wake_worker(MyDatabaseId, false, wk_earliest_expiry);
 	}
-	wk_vacated = NIL;			/* its memory goes with TopTransactionContext */
-	wk_earliest_expiry = 0;
-	wk_worker_requests = NIL;
-	wk_extension_dropped = false;
+	wk_forget();
+}
+
+/*
+ * PREPARE TRANSACTION releases its resources as if it committed, but its
+ * changes are not committed yet: nobody is woken for them.
+ */
+static void
+wk_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_PREPARE)
+		wk_forget();
 }
 
 /*
@@ -110,6 +143,7 @@ void
 leader_wakeups_install(void)
 {
 	RegisterResourceReleaseCallback(wk_resource_release, NULL);
+	RegisterXactCallback(wk_xact_callback, NULL);
 	prev_object_access_hook = object_access_hook;
 	object_access_hook = wk_object_access;
 }

@@ -9,7 +9,9 @@
  * end each that is over in a transaction of its own, with the same code a
  * user's call would run (election.c); then sleep on its latch until the
  * next expires_at, or until a commit or a session end wakes it.  It never
- * polls on a short period.  It never waits on a user's transaction: a group whose
+ * polls on a short period: a group it finds busy is tried again after
+ * 20 ms, then 40, 80... up to a second while it stays busy, and the commit
+ * of a fence that held an expired lease wakes it at once.  It never waits on a user's transaction: a group whose
  * lock is busy (a fence, a change in progress) is retried a moment later,
  * and an error in one group (a full notification queue, say) is logged and
  * retried without stopping the others.
@@ -58,7 +60,8 @@ worker_sigterm(SIGNAL_ARGS)
 	errno = save_errno;
 }
 
-#define WORKER_RETRY_MS 20		/* a busy group is tried again after this */
+#define WORKER_RETRY_MS 20		/* a busy group is tried again after this, */
+#define WORKER_RETRY_MAX_MS 1000	/* doubling while it stays busy, up to this */
 #define WORKER_ERROR_RETRY_MS 1000
 
 typedef struct WorkerPlan
@@ -108,7 +111,8 @@ worker_plan(WorkerPlan *plan, bool sessions_ended)
 	namespace = worker_extension_namespace();
 	if (OidIsValid(namespace))
 	{
-		char	   *query = psprintf("SELECT group_name, expires_at, holder_kind = 'session' "
+		char	   *query = psprintf("SELECT group_name, expires_at, holder_kind = 'session', "
+									 "term, pid, backend_start "
 									 "FROM %s WHERE holder IS NOT NULL",
 									 quote_qualified_identifier(get_namespace_name(namespace),
 																"leader_lease"));
@@ -121,14 +125,22 @@ worker_plan(WorkerPlan *plan, bool sessions_ended)
 			HeapTuple	tuple = SPI_tuptable->vals[i];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
 			bool		isnull;
+			char	   *group = SPI_getvalue(tuple, desc, 1);
 			TimestampTz expires_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 2, &isnull));
 			bool		session = DatumGetBool(SPI_getbinval(tuple, desc, 3, &isnull));
+			bool		vacated = false;
 
-			if (expires_at <= now || (session && sessions_ended))
+			/* A session-bound lease whose session is gone: probed right here. */
+			if (session && sessions_ended && expires_at > now)
+				vacated = !session_lock_holder_alive(group,
+													 DatumGetInt64(SPI_getbinval(tuple, desc, 4, &isnull)),
+													 DatumGetInt32(SPI_getbinval(tuple, desc, 5, &isnull)),
+													 DatumGetTimestampTz(SPI_getbinval(tuple, desc, 6, &isnull)));
+			if (expires_at <= now || vacated)
 			{
 				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-				plan->groups = lappend(plan->groups, SPI_getvalue(tuple, desc, 1));
+				plan->groups = lappend(plan->groups, pstrdup(group));
 				MemoryContextSwitchTo(old);
 			}
 			else if (plan->next_expiry == 0 || expires_at < plan->next_expiry)
@@ -180,6 +192,7 @@ void
 leader_worker_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
+	int			busy_backoff_ms = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, worker_sigterm);
@@ -219,6 +232,14 @@ leader_worker_main(Datum arg)
 
 		now = GetCurrentTimestamp();
 		wake_at = plan.next_expiry != 0 ? plan.next_expiry : DT_NOEND;
+		if (retry_ms == WORKER_RETRY_MS)	/* a group was busy: back off */
+		{
+			busy_backoff_ms = busy_backoff_ms == 0 ? WORKER_RETRY_MS
+				: Min(busy_backoff_ms * 2, WORKER_RETRY_MAX_MS);
+			retry_ms = busy_backoff_ms;
+		}
+		else
+			busy_backoff_ms = 0;
 		if (retry_ms > 0)
 			wake_at = Min(wake_at, TimestampTzPlusMilliseconds(now, retry_ms));
 		leader_worker_set_next_wake(wake_at);
