@@ -5,8 +5,9 @@
  *	  extension exists.
  *
  * It connects to no database.  At start it starts a worker in every
- * database that accepts connections; a worker whose database has no
- * leader extension leaves at once.  After that it starts workers only when
+ * database that accepts connections, as many at a time as
+ * max_worker_processes allows; a worker whose database has no leader
+ * extension leaves at once, before taking a slot in shared memory.  After that it starts workers only when
  * asked (CREATE EXTENSION, see wakeups.c) and restarts none itself: the
  * postmaster restarts a worker that failed (bgw_restart_time), and after a
  * crash of any process it restarts the launcher, which starts them all
@@ -51,15 +52,14 @@ leader_register_launcher(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* Ask for a worker in every database that accepts connections. */
-static void
-request_all_databases(void)
+/* Every database that accepts connections. */
+static List *
+all_databases(void)
 {
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tuple;
 	List	   *dboids = NIL;
-	ListCell   *lc;
 
 	StartTransactionCommand();
 	rel = table_open(DatabaseRelationId, AccessShareLock);
@@ -74,9 +74,7 @@ request_all_databases(void)
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
-
-	foreach(lc, dboids)
-		leader_request_worker(lfirst_oid(lc));
+	return dboids;
 }
 
 static bool
@@ -112,7 +110,7 @@ start_worker(Oid dboid)
 void
 leader_launcher_main(Datum arg)
 {
-	List	   *deferred = NIL; /* databases still waiting for a worker slot */
+	List	   *deferred;		/* databases still waiting for a worker slot */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -121,7 +119,8 @@ leader_launcher_main(Datum arg)
 	pgstat_report_appname("leader launcher");
 
 	leader_launcher_attach();
-	request_all_databases();
+	/* A worker in each database: those without the extension leave at once. */
+	deferred = all_databases();
 
 	for (;;)
 	{

@@ -318,7 +318,8 @@ worker_detach(int code, Datum arg)
 
 /*
  * Take this database's slot for the running worker.  False if another
- * worker already serves it.
+ * worker already serves it, if a database command keeps workers away, or
+ * if no slot is free.
  */
 bool
 leader_worker_attach(void)
@@ -339,6 +340,11 @@ leader_worker_attach(void)
 		attached = true;
 	}
 	LWLockRelease(leader_shared->lock);
+	if (slot == NULL)
+		ereport(LOG,
+				(errmsg("leader: no room to serve database %u", MyDatabaseId),
+				 errdetail("The background worker serves at most %d databases.",
+						   LEADER_MAX_DATABASES)));
 	if (attached)
 		before_shmem_exit(worker_detach, (Datum) 0);
 	return attached;

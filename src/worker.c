@@ -42,6 +42,7 @@
 #include "utils/wait_event.h"
 
 PGDLLEXPORT void leader_worker_main(Datum arg);
+static void worker_leave_for_good(void) pg_attribute_noreturn();
 
 static volatile sig_atomic_t worker_stop_requested = false;
 
@@ -90,6 +91,27 @@ worker_extension_namespace(void)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return namespace;
+}
+
+/* The database has no leader extension (any more): leave, and say why. */
+static void
+worker_leave_for_good(void)
+{
+	ereport(LOG,
+			(errmsg("leader worker exiting: extension \"leader\" is not installed in database %u",
+					MyDatabaseId)));
+	proc_exit(0);
+}
+
+static bool
+worker_database_has_extension(void)
+{
+	bool		found;
+
+	StartTransactionCommand();
+	found = OidIsValid(worker_extension_namespace());
+	CommitTransactionCommand();
+	return found;
 }
 
 /*
@@ -200,6 +222,8 @@ leader_worker_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("leader worker");
 
+	if (!worker_database_has_extension())
+		worker_leave_for_good();	/* nothing to serve here */
 	if (!leader_worker_attach())
 		proc_exit(0);			/* another worker serves this database */
 
@@ -262,9 +286,6 @@ leader_worker_main(Datum arg)
 		}
 	}
 
-	ereport(LOG,
-			(errmsg("leader worker exiting: extension \"leader\" is not installed in database %u",
-					MyDatabaseId)));
 	leader_worker_retire();
-	proc_exit(0);
+	worker_leave_for_good();
 }
