@@ -111,6 +111,7 @@ void
 leader_launcher_main(Datum arg)
 {
 	List	   *deferred;		/* databases still waiting for a worker slot */
+	List	   *warned = NIL;	/* those of them already logged */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -138,13 +139,19 @@ leader_launcher_main(Datum arg)
 				continue;
 			}
 			if (start_worker(dboid))
+			{
+				warned = list_delete_oid(warned, dboid);
 				continue;
+			}
 			failed = lappend_oid(failed, dboid);
 			/* Said once per database, not at every retry. */
-			if (!list_member_oid(deferred, dboid))
+			if (!list_member_oid(warned, dboid))
+			{
 				ereport(LOG,
 						(errmsg("leader: could not start the worker for database %u", dboid),
 						 errhint("Raise max_worker_processes; leader needs one worker per database that uses it, plus its launcher.")));
+				warned = lappend_oid(warned, dboid);
+			}
 		}
 		list_free(dboids);
 		list_free(deferred);
