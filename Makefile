@@ -45,3 +45,21 @@ EXTRA_CLEAN = results regression.diffs regression.out test/output_iso tmp_check 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# pg_leader, the command-line client, has a PGXS Makefile of its own in client/
+# (PGXS builds one MODULE_big or one PROGRAM per Makefile); build, install and
+# clean it with the extension.
+.PHONY: client-all client-install client-uninstall client-clean
+all: client-all
+install: client-install
+uninstall: client-uninstall
+clean: client-clean
+
+client-all:
+	$(MAKE) -C client PG_CONFIG=$(PG_CONFIG) all
+client-install:
+	$(MAKE) -C client PG_CONFIG=$(PG_CONFIG) install
+client-uninstall:
+	$(MAKE) -C client PG_CONFIG=$(PG_CONFIG) uninstall
+client-clean:
+	$(MAKE) -C client PG_CONFIG=$(PG_CONFIG) clean
