@@ -9,7 +9,9 @@
  *
  * Every call of the extension is qualified with the extension's schema, read
  * from pg_extension, so a user's search_path can neither hide nor replace it.
- * Reconnecting is the subcommands' business: they call db_connect again.
+ * db_connect_listen also LISTENs on leader_changed, for the subcommands that
+ * follow events.  Reconnecting is the subcommands' business: they call
+ * db_connect (or db_connect_listen) again.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -113,6 +115,24 @@ db_connect(const ConnOptions *opts, Connection *c, bool quiet)
 	}
 	c->schema = strdup(schema);
 	PQfreemem(schema);
+	return EXIT_OK;
+}
+
+int
+db_connect_listen(const ConnOptions *opts, Connection *c, bool quiet)
+{
+	PGresult   *res;
+	int			rc = db_connect(opts, c, quiet);
+
+	if (rc != EXIT_OK)
+		return rc;
+	res = db_exec(c, "LISTEN leader_changed", 0, NULL);
+	if (res == NULL)
+	{
+		db_disconnect(c);
+		return EXIT_FAILED;
+	}
+	PQclear(res);
 	return EXIT_OK;
 }
 

@@ -104,6 +104,38 @@ parse_conn_option(int opt, const char *arg, ConnOptions *conn)
 	}
 }
 
+/*
+ * The next option of a subcommand's arguments that is not a connection option,
+ * or -1 at the end; connection options go into "conn" on the way.  "optstring"
+ * and "longopts" are getopt_long's, with the connection options in them.
+ */
+int
+next_option(int argc, char **argv, const char *optstring,
+			const struct option *longopts, ConnOptions *conn)
+{
+	int			opt;
+
+	while ((opt = getopt_long(argc, argv, optstring, longopts, NULL)) != -1)
+	{
+		if (!parse_conn_option(opt, optarg, conn))
+			return opt;
+	}
+	return -1;
+}
+
+/*
+ * A usage error if a subcommand's options are followed by an argument, or if
+ * the group name given (NULL: none) is not valid.
+ */
+void
+check_arguments(const char *subcommand, int argc, char **argv, const char *group)
+{
+	if (optind < argc)
+		usage_error("%s: unexpected argument \"%s\"", subcommand, argv[optind]);
+	if (group)
+		valid_name("the group name", group);
+}
+
 /* Group and holder names: 1 to NAME_MAX_BYTES bytes, as the extension requires. */
 bool
 valid_name(const char *what, const char *name)
@@ -132,11 +164,9 @@ main(int argc, char **argv)
 
 	/* '+': stop at the subcommand; ':' lets us word errors ourselves. */
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:" CONN_SHORT_OPTIONS "?V",
-							  long_options, NULL)) != -1)
+	while ((opt = next_option(argc, argv, "+:" CONN_SHORT_OPTIONS "?V",
+							  long_options, &conn)) != -1)
 	{
-		if (parse_conn_option(opt, optarg, &conn))
-			continue;
 		switch (opt)
 		{
 			case OPT_HELP:

@@ -5,7 +5,8 @@
  * pg_leader is a plain libpq program with one file per concern:
  *   main.c        arguments common to every subcommand, --help, --version, dispatch
  *   duration.c    durations such as "15s", "500ms" or "2min", and the monotonic clock
- *   connection.c  connecting (and reconnecting), and finding the extension's schema
+ *   connection.c  connecting (and reconnecting), finding the extension's schema,
+ *                 listening on leader_changed, and running statements
  *   event.c       reading one leader_changed payload (a flat JSON object)
  *   signals.c     signals turned into bytes on a pipe that select() can watch
  *   run.c         "run": lead a group, and run a command only while leading
@@ -18,6 +19,7 @@
 #ifndef PG_LEADER_H
 #define PG_LEADER_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -64,6 +66,12 @@ extern const char *progname;
 	{"port", required_argument, NULL, 'p'}, \
 	{"username", required_argument, NULL, 'U'}
 extern bool parse_conn_option(int opt, const char *arg, ConnOptions *conn);
+/* getopt_long's next option that is not a connection option (those go into conn); -1 at the end. */
+extern int	next_option(int argc, char **argv, const char *optstring,
+						const struct option *longopts, ConnOptions *conn);
+/* A usage error if arguments are left after the options, or "group" (if any) is not valid. */
+extern void check_arguments(const char *subcommand, int argc, char **argv,
+							const char *group);
 
 /* getopt_long's value for --help (with "-?", which bad_option handles). */
 #define OPT_HELP 1000
@@ -92,6 +100,8 @@ typedef struct Connection
  * "quiet" keeps connection failures to one line (used while reconnecting).
  */
 extern int	db_connect(const ConnOptions *opts, Connection *c, bool quiet);
+/* db_connect, then LISTEN leader_changed; EXIT_FAILED (disconnected) if that fails. */
+extern int	db_connect_listen(const ConnOptions *opts, Connection *c, bool quiet);
 extern void db_disconnect(Connection *c);
 extern bool db_connection_ok(Connection *c);
 /* A statement with text parameters; prints the error and returns NULL if it failed. */

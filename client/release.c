@@ -36,11 +36,9 @@ cmd_release(int argc, char **argv, ConnOptions *opts)
 	int			opt;
 	int			rc;
 
-	while ((opt = getopt_long(argc, argv, "+:" CONN_SHORT_OPTIONS "g:f?",
-							  long_options, NULL)) != -1)
+	while ((opt = next_option(argc, argv, "+:" CONN_SHORT_OPTIONS "g:f?",
+							  long_options, opts)) != -1)
 	{
-		if (parse_conn_option(opt, optarg, opts))
-			continue;
 		switch (opt)
 		{
 			case 'g':
@@ -61,11 +59,9 @@ cmd_release(int argc, char **argv, ConnOptions *opts)
 				bad_option(opt, argv);
 		}
 	}
-	if (optind < argc)
-		usage_error("release: unexpected argument \"%s\"", argv[optind]);
+	check_arguments("release", argc, argv, group);
 	if (group == NULL)
 		usage_error("release: --group is required");
-	valid_name("the group name", group);
 	if (holder)
 		valid_name("the holder name", holder);
 	if (force && holder)

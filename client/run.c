@@ -158,19 +158,8 @@ run_reconnect(Connection *c, const RunOptions *o, int64_t wait_deadline)
 			return EXIT_FAILED;
 		if (wait_deadline >= 0 && now_ms() >= wait_deadline)
 			return EXIT_WAIT_TIMEOUT;
-		rc = db_connect(o->conn, c, true);
-		if (rc == EXIT_OK)
-		{
-			PGresult   *res = db_exec(c, "LISTEN leader_changed", 0, NULL);
-
-			if (res)
-			{
-				PQclear(res);
-				return EXIT_OK;
-			}
-			db_disconnect(c);
-		}
-		else if (rc == EXIT_NO_EXTENSION)
+		rc = db_connect_listen(o->conn, c, true);
+		if (rc == EXIT_OK || rc == EXIT_NO_EXTENSION)
 			return rc;
 		wait_for_input(-1, backoff);
 		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
@@ -564,11 +553,9 @@ cmd_run(int argc, char **argv, ConnOptions *opts)
 	int			opt;
 	int			rc;
 
-	while ((opt = getopt_long(argc, argv, "+:" CONN_SHORT_OPTIONS "g:?",
-							  long_options, NULL)) != -1)
+	while ((opt = next_option(argc, argv, "+:" CONN_SHORT_OPTIONS "g:?",
+							  long_options, opts)) != -1)
 	{
-		if (parse_conn_option(opt, optarg, opts))
-			continue;
 		switch (opt)
 		{
 			case 'g':
@@ -614,15 +601,8 @@ cmd_run(int argc, char **argv, ConnOptions *opts)
 	signals_install(true);
 	wait_deadline = o.wait_ms >= 0 ? now_ms() + o.wait_ms : -1;
 
-	if ((rc = db_connect(opts, &c, false)) != EXIT_OK)
+	if ((rc = db_connect_listen(opts, &c, false)) != EXIT_OK)
 		return rc;
-	{
-		PGresult   *res = db_exec(&c, "LISTEN leader_changed", 0, NULL);
-
-		if (res == NULL)
-			return EXIT_FAILED;
-		PQclear(res);
-	}
 
 	for (;;)
 	{

@@ -57,11 +57,9 @@ cmd_status(int argc, char **argv, ConnOptions *opts)
 	int			opt;
 	int			rc;
 
-	while ((opt = getopt_long(argc, argv, "+:" CONN_SHORT_OPTIONS "g:?",
-							  long_options, NULL)) != -1)
+	while ((opt = next_option(argc, argv, "+:" CONN_SHORT_OPTIONS "g:?",
+							  long_options, opts)) != -1)
 	{
-		if (parse_conn_option(opt, optarg, opts))
-			continue;
 		if (opt == 'g')
 			group = optarg;
 		else if (opt == OPT_HELP)
@@ -73,10 +71,7 @@ cmd_status(int argc, char **argv, ConnOptions *opts)
 		else
 			bad_option(opt, argv);
 	}
-	if (optind < argc)
-		usage_error("status: unexpected argument \"%s\"", argv[optind]);
-	if (group)
-		valid_name("the group name", group);
+	check_arguments("status", argc, argv, group);
 
 	if ((rc = db_connect(opts, &c, false)) != EXIT_OK)
 		return rc;

@@ -89,25 +89,6 @@ watch_print_event(const LeaderEvent *ev, const char *payload)
 		printf(" %s\n", ev->event);
 }
 
-/* Connect and LISTEN; returns the exit code of the failure, or EXIT_OK. */
-static int
-watch_connect(const ConnOptions *opts, Connection *c, bool quiet)
-{
-	PGresult   *res;
-	int			rc = db_connect(opts, c, quiet);
-
-	if (rc != EXIT_OK)
-		return rc;
-	res = db_exec(c, "LISTEN leader_changed", 0, NULL);
-	if (res == NULL)
-	{
-		db_disconnect(c);
-		return EXIT_FAILED;
-	}
-	PQclear(res);
-	return EXIT_OK;
-}
-
 int
 cmd_watch(int argc, char **argv, ConnOptions *opts)
 {
@@ -124,11 +105,9 @@ cmd_watch(int argc, char **argv, ConnOptions *opts)
 	int			opt;
 	int			rc;
 
-	while ((opt = getopt_long(argc, argv, "+:" CONN_SHORT_OPTIONS "g:?",
-							  long_options, NULL)) != -1)
+	while ((opt = next_option(argc, argv, "+:" CONN_SHORT_OPTIONS "g:?",
+							  long_options, opts)) != -1)
 	{
-		if (parse_conn_option(opt, optarg, opts))
-			continue;
 		if (opt == 'g')
 			group = optarg;
 		else if (opt == 'j')
@@ -142,16 +121,13 @@ cmd_watch(int argc, char **argv, ConnOptions *opts)
 		else
 			bad_option(opt, argv);
 	}
-	if (optind < argc)
-		usage_error("watch: unexpected argument \"%s\"", argv[optind]);
-	if (group)
-		valid_name("the group name", group);
+	check_arguments("watch", argc, argv, group);
 
 	/* Lines go out as events arrive, also into a pipe. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signals_install(false);
 
-	if ((rc = watch_connect(opts, &c, false)) != EXIT_OK)
+	if ((rc = db_connect_listen(opts, &c, false)) != EXIT_OK)
 		return rc;
 	fprintf(stderr, "%s: watching %s%s%s\n", progname,
 			group ? "group \"" : "every group", group ? group : "", group ? "\"" : "");
@@ -183,7 +159,7 @@ cmd_watch(int argc, char **argv, ConnOptions *opts)
 				while ((sig = signals_next()) != 0)
 					if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)
 						return EXIT_OK;
-				rc = watch_connect(opts, &c, true);
+				rc = db_connect_listen(opts, &c, true);
 				if (rc == EXIT_OK)
 					break;
 				if (backoff < 5000)

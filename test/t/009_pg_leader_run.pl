@@ -27,15 +27,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-# pg_leader's sessions show as application_name "pg_leader" unless PGAPPNAME
-# (which the test harness sets) says otherwise.
-delete $ENV{PGAPPNAME};
-
-my $node = PostgreSQL::Test::Cluster->new('pg_leader_run');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'leader'");
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION leader');
+# pg_leader_node deletes PGAPPNAME: pg_leader's sessions show as
+# application_name "pg_leader".
+my $node = pg_leader_node('pg_leader_run');
 worker_pid($node, 'postgres');
 
 my $pg_leader = $node->config_data('--bindir') . '/pg_leader';

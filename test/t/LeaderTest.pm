@@ -8,7 +8,8 @@
 #   - reading one group's row of leader_status (lease_status);
 #   - with the library preloaded: the database's background worker
 #     (worker_pid), and when events arrive and who sent them
-#     (wait_for_events).
+#     (wait_for_events);
+#   - the node the tests of the pg_leader client run on (pg_leader_node).
 # Every helper is told the node, database and session it works on; the only
 # state kept here are counters that make markers and tags unique.
 #
@@ -23,6 +24,7 @@ use warnings;
 
 use Exporter 'import';
 use JSON::PP;
+use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
@@ -43,6 +45,7 @@ our @EXPORT = qw(
   lease_status
   worker_pid
   wait_for_events
+  pg_leader_node
 );
 
 # ---- leader_changed events ----
@@ -275,6 +278,25 @@ sub see_term
 	$max_term->{$group} = $term
 	  if !defined $max_term->{$group} || $term > $max_term->{$group};
 	return;
+}
+
+# ---- the pg_leader client ----
+
+# A started node named $name, with the library preloaded and the extension
+# created in database postgres, for the tests of pg_leader.  pg_leader's
+# sessions show as application_name "pg_leader" unless PGAPPNAME (which the
+# test harness sets) says otherwise, so this deletes PGAPPNAME from the
+# environment.
+sub pg_leader_node
+{
+	my ($name) = @_;
+	delete $ENV{PGAPPNAME};
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', "shared_preload_libraries = 'leader'");
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION leader');
+	return $node;
 }
 
 1;
