@@ -19,8 +19,7 @@ PACKAGES=(
     libkrb5-dev              # gssapi.h, which the server header libpq/libpq.h includes
     perl                     # prove and Test::More, for the TAP tests ...
     libipc-run-perl          # ... and IPC::Run, which PostgreSQL's TAP modules need
-    python3                  # the demo's event listener ...
-    python3-psycopg          # ... and its PostgreSQL driver
+    python3                  # the demo picks a free port with it
     procps                   # ps, pgrep
     ca-certificates
 )
