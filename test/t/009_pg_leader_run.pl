@@ -12,6 +12,7 @@
 #   - leadership lost stops the command and exits with status 5: a forced
 #     release, pg_terminate_backend() of the leader's session, and a server
 #     that stops answering (the lease runs out by pg_leader's own clock);
+#   - a candidate whose connection drops reconnects and waits on;
 #   - with --rejoin, a run that lost leadership waits and leads again;
 #   - a renewed lease outlives its TTL; --grace bounds a command that ignores
 #     SIGTERM; --wait gives up with status 6.
@@ -211,6 +212,32 @@ for my $run_i (0 .. $#runs)
 		"$r->{name}: its first beat comes after $prev->{name}'s last");
 }
 
+# ---- a candidate whose connection drops reconnects and waits on ----
+
+my $run_w = start_run('w', '--group', 'chain', '--ttl', '5s');
+check_waiting($run_w, 'w');
+my $w_backend = $node->safe_psql('postgres', qq{
+	SELECT pid FROM pg_stat_activity
+	WHERE application_name = 'pg_leader' AND wait_event_type = 'Extension'
+	  AND query LIKE '%leader_acquire%'});
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($w_backend)");
+pump_until($run_w->{h}, IPC::Run::timeout($timeout), \$run_w->{err},
+	qr/connection lost; reconnecting as a candidate/)
+  or die "w did not notice its lost connection: $run_w->{err}";
+pass('w: notices its connection was lost and reconnects as a candidate');
+ok( $node->poll_query_until(
+		'postgres', qq{
+		SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE application_name = 'pg_leader' AND wait_event_type = 'Extension'
+		  AND query LIKE '%leader_acquire%' AND pid <> $w_backend}),
+	'w: waits again in leader_acquire, in a new session');
+ok(!-e $run_w->{file}, 'w: its command has not started');
+# d leads "chain" (the last of the chain): when it is asked to stop, w leads.
+kill 'TERM', run_pid($run_d);
+is(exit_code($run_d), 143, 'd: after SIGTERM, exits with its command\'s status');
+my $term_w = wait_leading($run_w, 'chain');
+see_term(\%max_term, 'chain', $term_w, 'run w, after reconnecting');
+
 # ---- leadership lost: the command is stopped, pg_leader exits 5 ----
 
 sub check_lost
@@ -230,7 +257,7 @@ sub check_lost
 # forced release
 my $started = time;
 $node->safe_psql('postgres', "SELECT leader_force_release('chain')");
-check_lost($run_d, 'forced release', qr/lost: the server reports the term force-released/,
+check_lost($run_w, 'forced release', qr/lost: the server reports the term force-released/,
 	$started);
 
 # pg_terminate_backend of the leader's session
