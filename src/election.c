@@ -42,6 +42,7 @@ static bool
 change_lock(GroupChange *gc, const char *group, GroupLockMode mode, bool wait)
 {
 	GroupLockResult result = group_lock_take(group, mode, wait);
+	GroupLockResult *held;
 
 	if (gc->group == NULL)
 	{
@@ -49,10 +50,10 @@ change_lock(GroupChange *gc, const char *group, GroupLockMode mode, bool wait)
 		gc->change = GROUP_LOCK_ALREADY_HELD;
 		gc->handover = GROUP_LOCK_ALREADY_HELD;
 	}
-	if (mode == GROUP_LOCK_HANDOVER)
-		gc->handover = result;
-	else
-		gc->change = result;
+	held = mode == GROUP_LOCK_HANDOVER ? &gc->handover : &gc->change;
+	/* Asking again for a lock this change took keeps it to be given back. */
+	if (*held != GROUP_LOCK_TAKEN)
+		*held = result;
 	return result != GROUP_LOCK_BUSY;
 }
 
