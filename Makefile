@@ -22,6 +22,7 @@ OBJS = \
 	src/shared_state.o \
 	src/wakeups.o \
 	src/launcher.o \
+	src/schedule.o \
 	src/worker.o \
 	src/database_commands.o \
 	src/functions.o

@@ -165,7 +165,7 @@ lease_start(LeaseStore *store, LeaseRow *row, const LeaderCaller *caller,
 		session_lock_take(row->group, row->term);
 	lease_store_write(store, row);
 	leader_event_send("acquired", row);
-	leader_wake_worker_at_commit(row->expires_at);
+	leader_tell_worker_at_commit(row->group, row->expires_at);
 }
 
 /*
@@ -197,10 +197,14 @@ leader_try_acquire_internal(Oid ext_namespace, const char *group,
 		state = leader_lease_state(&row, caller, now);
 		if (state == LEASE_MINE)
 		{
+			TimestampTz planned_expiry = row.expires_at;
+
 			row.renewed_at = now;
 			row.expires_at = now + ttl_usecs;
 			lease_store_write(store, &row);
-			leader_wake_worker_at_commit(row.expires_at);
+			/* the worker plans to look at it by planned_expiry at the latest */
+			if (row.expires_at < planned_expiry)
+				leader_tell_worker_at_commit(group, row.expires_at);
 			won = true;
 		}
 		else if (state != LEASE_OTHERS &&
@@ -353,7 +357,7 @@ leader_fence_internal(Oid ext_namespace, const char *group, int64 term)
 													timestamptz_to_str(row.expires_at))
 				 : state == LEASE_VACATED ? errdetail("Its holder's session has ended.")
 				 : errdetail("It was released.")));
-	leader_wake_worker_after_fence(row.expires_at);
+	leader_wake_worker_after_fence(group, row.expires_at);
 }
 
 /* Read a group's lease for a caller that changes nothing. */

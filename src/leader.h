@@ -148,7 +148,18 @@ extern void leader_shared_install_hooks(void);
 extern bool leader_shared_available(void);
 extern ConditionVariable *leader_group_wakeup(const char *group);
 extern void leader_request_worker(Oid dboid);
-extern void leader_wake_worker(Oid dboid, bool sessions_ended, TimestampTz expires_at);
+
+/* News for a database's worker: look at this group at "when" at the latest. */
+#define LEADER_WORKER_NOTES			256 /* waiting in shared memory, per database */
+
+typedef struct LeaderWorkerNote
+{
+	TimestampTz when;			/* 0: now */
+	char		group[LEADER_MAX_NAME_BYTES + 1];
+} LeaderWorkerNote;
+
+extern void leader_worker_note(Oid dboid, const char *group, TimestampTz when);
+extern void leader_worker_rescan(Oid dboid);
 extern void leader_launcher_attach(void);
 extern void leader_forget_database(Oid dboid);
 extern void leader_pause_worker(Oid dboid);
@@ -157,15 +168,21 @@ extern void leader_database_commands_install(void);
 extern List *leader_take_start_requests(void);
 extern bool leader_worker_attach(void);
 extern void leader_worker_retire(void);
-extern bool leader_worker_take_sessions_ended(void);
+extern bool leader_worker_take_notes(LeaderWorkerNote *notes, int *count);
 extern void leader_worker_set_next_wake(TimestampTz next_wake);
 
 /* ---- wakeups at commit (wakeups.c) ---- */
 extern void leader_wakeups_install(void);
 extern void leader_wake_waiters_at_commit(const char *group);
-extern void leader_wake_worker_at_commit(TimestampTz expires_at);
+extern void leader_tell_worker_at_commit(const char *group, TimestampTz expires_at);
 extern void leader_request_worker_at_commit(Oid dboid);
-extern void leader_wake_worker_after_fence(TimestampTz expires_at);
+extern void leader_wake_worker_after_fence(const char *group, TimestampTz expires_at);
+
+/* ---- the worker's schedule (schedule.c), in the worker only ---- */
+extern void schedule_no_later_than(const char *group, TimestampTz due);
+extern void schedule_exactly(const char *group, TimestampTz due);
+extern bool schedule_take_due(TimestampTz now, char *group);
+extern TimestampTz schedule_next_due(void);
 
 /* ---- background processes (launcher.c, worker.c) ---- */
 extern void leader_register_launcher(void);

@@ -23,10 +23,11 @@
  * released the next time the session takes the same group: a session keeps
  * at most one liveness lock per group it has led.
  *
- * With the library preloaded, the database's worker is told when a session
- * that held leases ends (it releases its liveness locks first, then wakes
- * the worker, so the worker finds them free), and when a commit finds that
- * the session lost its locks (DISCARD ALL, pg_advisory_unlock_all()).
+ * With the library preloaded, the database's worker is told which groups to
+ * look at when a session that held leases ends (it releases its liveness
+ * locks first, then tells the worker, so the worker finds them free), and
+ * when a commit finds that the session lost its locks (DISCARD ALL,
+ * pg_advisory_unlock_all()).
  */
 #include "leader.h"
 
@@ -122,7 +123,19 @@ release_if_held(const char *group, int64 term)
 		LockRelease(&tag, ExclusiveLock, true);
 }
 
-/* At session end: free this session's liveness locks, then wake the worker. */
+/* Tell the worker to look now at every group this session led. */
+static void
+sl_tell_worker_held_groups(void)
+{
+	HASH_SEQ_STATUS seq;
+	HeldLease  *held;
+
+	hash_seq_init(&seq, sl_held);
+	while ((held = hash_seq_search(&seq)) != NULL)
+		leader_worker_note(MyDatabaseId, held->group, 0);
+}
+
+/* At session end: free this session's liveness locks, then tell the worker. */
 static void
 sl_session_exit(int code, Datum arg)
 {
@@ -134,7 +147,7 @@ sl_session_exit(int code, Datum arg)
 	hash_seq_init(&seq, sl_held);
 	while ((held = hash_seq_search(&seq)) != NULL)
 		release_if_held(held->group, held->term);
-	leader_wake_worker(MyDatabaseId, true, 0);
+	sl_tell_worker_held_groups();
 }
 
 /* Has this session lost the lock of a lease it held (DISCARD ALL and the like)? */
@@ -240,9 +253,9 @@ sl_xact_callback(XactEvent event, void *arg)
 		if ((event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) &&
 			leader_shared_available() && sl_lost_a_lock())
 		{
+			sl_tell_worker_held_groups();
 			hash_destroy(sl_held);
 			sl_held = NULL;
-			leader_wake_worker(MyDatabaseId, true, 0);
 		}
 		return;
 	}

@@ -1,8 +1,15 @@
 /*
  * shared_state.c
  *	  The extension's shared memory (only with shared_preload_libraries):
- *	  one slot per database served by a worker, the launcher's latch, and
- *	  the condition variables that waiting leader_acquire calls sleep on.
+ *	  one slot per database served by a worker (with the notes committed
+ *	  transactions leave for it), the launcher's latch, and the condition
+ *	  variables that waiting leader_acquire calls sleep on.
+ *
+ * A worker keeps its schedule in its own memory (schedule.c); what it
+ * cannot see coming (a new lease, a session that ended) reaches it as a
+ * note (group, when to look at it).  A slot holds LEADER_WORKER_NOTES
+ * notes; when they run out, the slot asks the worker to read every held
+ * lease instead (rescan), which is slower but loses nothing.
  *
  * Locking: the slots and the launcher fields are read and written under
  * the "leader" LWLock; a latch pointer is only set while its process lives
@@ -31,11 +38,13 @@ typedef struct LeaderWorkerSlot
 	bool		start_requested;	/* the launcher should start its worker */
 	uint32		requests;		/* how many times a worker was asked for */
 	bool		paused;			/* a database command needs it gone */
-	bool		sessions_ended; /* a holder's session may have ended */
+	bool		rescan;			/* the worker must read every held lease */
 	pid_t		pid;			/* the worker, once running */
 	Latch	   *latch;
 	TimestampTz next_wake;		/* when the worker means to wake up; 0 while
-								 * it plans, when every commit must wake it */
+								 * it works, when every note must wake it */
+	int			note_count;
+	LeaderWorkerNote notes[LEADER_WORKER_NOTES];
 } LeaderWorkerSlot;
 
 typedef struct LeaderShared
@@ -154,12 +163,12 @@ leader_request_worker(Oid dboid)
 }
 
 /*
- * Wake the database's worker: now if sessions_ended, or if expires_at comes
- * before the time it means to wake up anyway, or if it is planning its
- * next sleep and could miss the change (expires_at 0: unconditionally).
+ * Tell the database's worker to look at the group at "when" at the latest
+ * (0: now).  It is woken if that comes before it means to wake anyway, or
+ * if it is busy and could miss the note, or if its notes run short.
  */
 void
-leader_wake_worker(Oid dboid, bool sessions_ended, TimestampTz expires_at)
+leader_worker_note(Oid dboid, const char *group, TimestampTz when)
 {
 	LeaderWorkerSlot *slot;
 
@@ -167,10 +176,35 @@ leader_wake_worker(Oid dboid, bool sessions_ended, TimestampTz expires_at)
 	slot = slot_for(dboid, false);
 	if (slot != NULL && slot->latch != NULL)
 	{
-		slot->sessions_ended |= sessions_ended;
-		if (sessions_ended || expires_at == 0 || slot->next_wake == 0 ||
-			expires_at < slot->next_wake)
+		if (slot->note_count < LEADER_WORKER_NOTES)
+		{
+			LeaderWorkerNote *note = &slot->notes[slot->note_count++];
+
+			note->when = when;
+			strlcpy(note->group, group, sizeof(note->group));
+		}
+		else
+			slot->rescan = true;
+		if (when == 0 || slot->next_wake == 0 || when < slot->next_wake ||
+			slot->note_count >= LEADER_WORKER_NOTES / 2)
 			SetLatch(slot->latch);
+	}
+	LWLockRelease(leader_shared->lock);
+}
+
+/* Wake the database's worker to read every held lease (and to check that
+ * the extension is still there). */
+void
+leader_worker_rescan(Oid dboid)
+{
+	LeaderWorkerSlot *slot;
+
+	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
+	slot = slot_for(dboid, false);
+	if (slot != NULL && slot->latch != NULL)
+	{
+		slot->rescan = true;
+		SetLatch(slot->latch);
 	}
 	LWLockRelease(leader_shared->lock);
 }
@@ -334,7 +368,8 @@ leader_worker_attach(void)
 		slot->pid = MyProcPid;
 		slot->latch = MyLatch;
 		slot->start_requested = false;
-		slot->sessions_ended = true;	/* look at every holder once */
+		slot->rescan = true;	/* look at every lease once */
+		slot->note_count = 0;
 		slot->next_wake = 0;
 		worker_requests_seen = slot->requests;
 		attached = true;
@@ -357,22 +392,30 @@ leader_worker_retire(void)
 	worker_retired = true;
 }
 
-/* Whether a session may have ended since the last call; clears the flag. */
+/*
+ * The notes left for this worker since the last call, copied into notes
+ * (room for LEADER_WORKER_NOTES), *count of them; and whether it must read
+ * every held lease.
+ */
 bool
-leader_worker_take_sessions_ended(void)
+leader_worker_take_notes(LeaderWorkerNote *notes, int *count)
 {
 	LeaderWorkerSlot *slot;
-	bool		ended = false;
+	bool		rescan = false;
 
+	*count = 0;
 	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
 	slot = slot_for(MyDatabaseId, false);
 	if (slot != NULL)
 	{
-		ended = slot->sessions_ended;
-		slot->sessions_ended = false;
+		rescan = slot->rescan;
+		slot->rescan = false;
+		*count = slot->note_count;
+		memcpy(notes, slot->notes, sizeof(LeaderWorkerNote) * *count);
+		slot->note_count = 0;
 	}
 	LWLockRelease(leader_shared->lock);
-	return ended;
+	return rescan;
 }
 
 void

@@ -2,9 +2,10 @@
  * wakeups.c
  *	  Who must hear of a transaction's changes once it commits: the callers
  *	  of leader_acquire waiting on a group that fell vacant, the database's
- *	  worker when a lease now expires sooner than it planned to wake, and
- *	  the launcher when a database may now need a worker (CREATE EXTENSION,
- *	  CREATE DATABASE from a template that has it).
+ *	  worker of every lease it must see end (a new lease, a renewal that
+ *	  shortened one, a fence that held off an expiry), and the launcher
+ *	  when a database may now need a worker (CREATE EXTENSION, CREATE
+ *	  DATABASE from a template that has it).
  *
  * Nothing is woken before the commit has released the transaction's locks
  * (a rolled-back change must wake nobody into a state that never existed,
@@ -22,10 +23,11 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-static List *wk_vacated = NIL;	/* ConditionVariable *, in TopTransactionContext */
-static TimestampTz wk_earliest_expiry = 0;
-static List *wk_worker_requests = NIL;	/* database OIDs, in TopTransactionContext */
-static TimestampTz wk_fenced_expiry = 0;
+/* All lists live in TopTransactionContext. */
+static List *wk_vacated = NIL;	/* ConditionVariable * */
+static List *wk_worker_notes = NIL; /* LeaderWorkerNote *: at commit */
+static List *wk_worker_requests = NIL;	/* database OIDs */
+static List *wk_fenced = NIL;	/* LeaderWorkerNote *: at the end, if expired */
 static bool wk_extension_dropped = false;
 static object_access_hook_type prev_object_access_hook = NULL;
 
@@ -42,15 +44,29 @@ leader_wake_waiters_at_commit(const char *group)
 	MemoryContextSwitchTo(old);
 }
 
+static List *
+wk_add_note(List *notes, const char *group, TimestampTz when)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	LeaderWorkerNote *note = palloc(sizeof(LeaderWorkerNote));
+
+	note->when = when;
+	strlcpy(note->group, group, sizeof(note->group));
+	notes = lappend(notes, note);
+	MemoryContextSwitchTo(old);
+	return notes;
+}
+
 /*
  * This transaction fenced a lease that expires at expires_at: the worker
- * could not end it meanwhile, so if it has expired by commit, wake the worker.
+ * could not end it meanwhile, so if it has expired when the transaction
+ * ends (commit or not), tell the worker to look at it at once.
  */
 void
-leader_wake_worker_after_fence(TimestampTz expires_at)
+leader_wake_worker_after_fence(const char *group, TimestampTz expires_at)
 {
-	if (wk_fenced_expiry == 0 || expires_at < wk_fenced_expiry)
-		wk_fenced_expiry = expires_at;
+	if (leader_shared_available())
+		wk_fenced = wk_add_note(wk_fenced, group, expires_at);
 }
 
 /* The database needs a worker (if it has the extension) once this commits. */
@@ -63,21 +79,25 @@ leader_request_worker_at_commit(Oid dboid)
 	MemoryContextSwitchTo(old);
 }
 
-/* A lease that expires at expires_at was written: the worker must know. */
+/*
+ * A lease that expires at expires_at was written, and the worker may not
+ * know: it is told at commit.
+ */
 void
-leader_wake_worker_at_commit(TimestampTz expires_at)
+leader_tell_worker_at_commit(const char *group, TimestampTz expires_at)
 {
-	if (wk_earliest_expiry == 0 || expires_at < wk_earliest_expiry)
-		wk_earliest_expiry = expires_at;
+	if (leader_shared_available())
+		wk_worker_notes = wk_add_note(wk_worker_notes, group, expires_at);
 }
 
 static void
 wk_forget(void)
 {
-	wk_vacated = NIL;			/* its memory goes with TopTransactionContext */
-	wk_earliest_expiry = 0;
-	wk_fenced_expiry = 0;
+	/* the lists' memory goes with TopTransactionContext */
+	wk_vacated = NIL;
+	wk_worker_notes = NIL;
 	wk_worker_requests = NIL;
+	wk_fenced = NIL;
 	wk_extension_dropped = false;
 }
 
@@ -99,11 +119,21 @@ wk_resource_release(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, 
 			ConditionVariableBroadcast((ConditionVariable *) lfirst(lc));
 		foreach(lc, wk_worker_requests)
 			leader_request_worker(lfirst_oid(lc));
-		if (wk_extension_dropped ||
-			(wk_fenced_expiry != 0 && GetCurrentTimestamp() >= wk_fenced_expiry))
-			leader_wake_worker(MyDatabaseId, false, 0);
-		else if (wk_earliest_expiry != 0)
-			leader_wake_worker(MyDatabaseId, false, wk_earliest_expiry);
+		foreach(lc, wk_worker_notes)
+		{
+			LeaderWorkerNote *note = lfirst(lc);
+
+			leader_worker_note(MyDatabaseId, note->group, note->when);
+		}
+		if (wk_extension_dropped)
+			leader_worker_rescan(MyDatabaseId);
+	}
+	foreach(lc, wk_fenced)
+	{
+		LeaderWorkerNote *note = lfirst(lc);
+
+		if (GetCurrentTimestamp() >= note->when)
+			leader_worker_note(MyDatabaseId, note->group, 0);
 	}
 	wk_forget();
 }

@@ -4,17 +4,24 @@
  *	  so that listeners hear "expired" at expires_at and "vacated" when a
  *	  holder's session ends, and waiting candidates are woken.
  *
- * Its loop: read the held leases (never the vacant groups), pick those
- * past expires_at and, when told a session ended, the session-bound ones;
- * end each that is over in a transaction of its own, with the same code a
- * user's call would run (election.c); then sleep on its latch until the
- * next expires_at, or until a commit or a session end wakes it.  It never
- * polls on a short period: a group it finds busy is tried again after
- * 20 ms, then 40, 80... up to a second while it stays busy, and the commit
- * of a fence that held an expired lease wakes it at once.  It never waits on a user's transaction: a group whose
- * lock is busy (a fence, a change in progress) is retried a moment later,
- * and an error in one group (a full notification queue, say) is logged and
- * retried without stopping the others.
+ * Its loop: take the notes committed transactions left for it (a new
+ * lease and its expiry; a group whose holder's session ended) into its
+ * schedule (schedule.c); when asked to (at start, or when the notes ran
+ * short), read every held lease into the schedule; read the row of each
+ * group that is due and end those that are over, each in a transaction of
+ * its own, with the same code a user's call would run (election.c); put
+ * the others back at their current expires_at; then sleep on its latch
+ * until the next group is due, or until a note wakes it.  So its work
+ * grows with the leases that start and end, never with the groups nobody
+ * touches; a renewed lease costs it one read per TTL.
+ *
+ * It never polls on a short period and never waits on a user's
+ * transaction: a group whose lock is busy (a fence, a change in progress)
+ * is looked at again after 20 ms, then 40, 80... up to a second while
+ * groups stay busy, and the end of a fence that held an expired lease
+ * tells it at once.  An error in one group (a full notification queue,
+ * say) is logged and that group retried a second later, without stopping
+ * the others.
  */
 #include "leader.h"
 
@@ -62,14 +69,8 @@ worker_sigterm(SIGNAL_ARGS)
 }
 
 #define WORKER_RETRY_MS 20		/* a busy group is tried again after this, */
-#define WORKER_RETRY_MAX_MS 1000	/* doubling while it stays busy, up to this */
+#define WORKER_RETRY_MAX_MS 1000	/* doubling while groups stay busy, up to this */
 #define WORKER_ERROR_RETRY_MS 1000
-
-typedef struct WorkerPlan
-{
-	List	   *groups;			/* char *: groups to look at now */
-	TimestampTz next_expiry;	/* earliest expires_at not yet due, or 0 */
-} WorkerPlan;
 
 /* The extension's schema in this database, or InvalidOid if it is gone. */
 static Oid
@@ -115,26 +116,22 @@ worker_database_has_extension(void)
 }
 
 /*
- * Which groups to look at now (leases past expires_at, and, when a session
- * may have ended, the session-bound ones), and when the next lease expires.
- * It reads the held leases only (the partial index leader_lease_held_idx).
- * Returns false when the extension is no longer in this database.
+ * Schedule every held lease: at its expires_at, or now for a session-bound
+ * one (its session may have ended unseen).  Returns false when the
+ * extension is no longer in this database.
  */
 static bool
-worker_plan(WorkerPlan *plan, bool sessions_ended)
+worker_schedule_held_leases(void)
 {
 	Oid			namespace;
-	TimestampTz now = GetCurrentTimestamp();
 
-	memset(plan, 0, sizeof(WorkerPlan));
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	namespace = worker_extension_namespace();
 	if (OidIsValid(namespace))
 	{
-		char	   *query = psprintf("SELECT group_name, expires_at, holder_kind = 'session', "
-									 "term, pid, backend_start "
+		char	   *query = psprintf("SELECT group_name, expires_at, holder_kind = 'session' "
 									 "FROM %s WHERE holder IS NOT NULL",
 									 quote_qualified_identifier(get_namespace_name(namespace),
 																"leader_lease"));
@@ -147,26 +144,11 @@ worker_plan(WorkerPlan *plan, bool sessions_ended)
 			HeapTuple	tuple = SPI_tuptable->vals[i];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
 			bool		isnull;
-			char	   *group = SPI_getvalue(tuple, desc, 1);
-			TimestampTz expires_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, 2, &isnull));
 			bool		session = DatumGetBool(SPI_getbinval(tuple, desc, 3, &isnull));
-			bool		vacated = false;
 
-			/* A session-bound lease whose session is gone: probed right here. */
-			if (session && sessions_ended && expires_at > now)
-				vacated = !session_lock_holder_alive(group,
-													 DatumGetInt64(SPI_getbinval(tuple, desc, 4, &isnull)),
-													 DatumGetInt32(SPI_getbinval(tuple, desc, 5, &isnull)),
-													 DatumGetTimestampTz(SPI_getbinval(tuple, desc, 6, &isnull)));
-			if (expires_at <= now || vacated)
-			{
-				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-				plan->groups = lappend(plan->groups, pstrdup(group));
-				MemoryContextSwitchTo(old);
-			}
-			else if (plan->next_expiry == 0 || expires_at < plan->next_expiry)
-				plan->next_expiry = expires_at;
+			schedule_no_later_than(SPI_getvalue(tuple, desc, 1),
+								   session ? 0 :
+								   DatumGetTimestampTz(SPI_getbinval(tuple, desc, 2, &isnull)));
 		}
 		SPI_finish();
 	}
@@ -176,15 +158,72 @@ worker_plan(WorkerPlan *plan, bool sessions_ended)
 }
 
 /*
- * End one group's lease if it is over, in a transaction of its own.  Returns
- * 0 when done, else how many milliseconds to wait before trying again: a
- * little if its group was busy, longer if it failed.
+ * Read the row of every group due now: put a lease that has not ended back
+ * in the schedule at its expires_at, forget a vacant group, and return the
+ * groups whose lease is over.  Returns false when the extension is no
+ * longer in this database.
  */
-static int
-worker_settle(const char *group)
+static bool
+worker_look_at_due_groups(List **ended)
+{
+	Oid			namespace;
+	TimestampTz now = GetCurrentTimestamp();
+	char		group[LEADER_MAX_NAME_BYTES + 1];
+	LeaseStore *store;
+
+	*ended = NIL;
+	if (schedule_next_due() > now)
+		return true;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	namespace = worker_extension_namespace();
+	if (OidIsValid(namespace))
+	{
+		store = lease_store_open(namespace, AccessShareLock);
+		while (schedule_take_due(now, group))
+		{
+			LeaseRow	row;
+
+			lease_store_read(store, group, &row);
+			switch (leader_lease_state(&row, NULL, now))
+			{
+				case LEASE_EXPIRED:
+				case LEASE_VACATED:
+					{
+						MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+						*ended = lappend(*ended, pstrdup(group));
+						MemoryContextSwitchTo(old);
+						break;
+					}
+				case LEASE_OTHERS:
+					schedule_exactly(group, row.expires_at);
+					break;
+				default:
+					break;		/* vacant: nothing to wait for */
+			}
+		}
+		lease_store_close(store);
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return OidIsValid(namespace);
+}
+
+/*
+ * End one group's lease if it is over, in a transaction of its own.  Unless
+ * its end is recorded, the group goes back in the schedule: after
+ * busy_retry_ms if its group lock was busy, after a second if it failed,
+ * and at once if its lease changed since it was read (the next pass reads
+ * it again).  Returns whether the group was busy.
+ */
+static bool
+worker_settle(const char *group, int busy_retry_ms)
 {
 	MemoryContext context = CurrentMemoryContext;
-	volatile int retry_ms = 0;
+	volatile SettleResult result = SETTLE_ENDED;
+	volatile bool failed = false;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -193,8 +232,8 @@ worker_settle(const char *group)
 		Oid			namespace = worker_extension_namespace();
 
 		pgstat_report_activity(STATE_RUNNING, "leader: ending a lease");
-		if (OidIsValid(namespace) && leader_settle_if_ended(namespace, group) == SETTLE_BUSY)
-			retry_ms = WORKER_RETRY_MS;
+		if (OidIsValid(namespace))
+			result = leader_settle_if_ended(namespace, group);
 		CommitTransactionCommand();
 	}
 	PG_CATCH();
@@ -203,11 +242,19 @@ worker_settle(const char *group)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		retry_ms = WORKER_ERROR_RETRY_MS;
+		failed = true;
 	}
 	PG_END_TRY();
 	pgstat_report_activity(STATE_IDLE, NULL);
-	return retry_ms;
+	if (failed)
+		schedule_exactly(group, TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															 WORKER_ERROR_RETRY_MS));
+	else if (result == SETTLE_BUSY)
+		schedule_exactly(group, TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															 busy_retry_ms));
+	else if (result == SETTLE_NOTHING)
+		schedule_exactly(group, GetCurrentTimestamp());
+	return !failed && result == SETTLE_BUSY;
 }
 
 void
@@ -229,45 +276,43 @@ leader_worker_main(Datum arg)
 
 	for (;;)
 	{
-		WorkerPlan	plan;
+		LeaderWorkerNote notes[LEADER_WORKER_NOTES];
+		int			note_count;
+		bool		rescan;
+		List	   *ended;
 		ListCell   *lc;
 		TimestampTz now;
 		TimestampTz wake_at;
-		int			retry_ms = 0;
+		int			busy_retry_ms;
+		bool		busy = false;
 
 		if (worker_stop_requested)
 			proc_exit(0);
-		leader_worker_set_next_wake(0);	/* from here on, every commit wakes it */
-		if (!worker_plan(&plan, leader_worker_take_sessions_ended()))
+		leader_worker_set_next_wake(0);	/* from here on, every note wakes it */
+		rescan = leader_worker_take_notes(notes, &note_count);
+		for (int i = 0; i < note_count; i++)
+			schedule_no_later_than(notes[i].group, notes[i].when);
+		if (rescan && !worker_schedule_held_leases())
 			break;
-		foreach(lc, plan.groups)
+		if (!worker_look_at_due_groups(&ended))
+			break;
+		busy_retry_ms = busy_backoff_ms == 0 ? WORKER_RETRY_MS
+			: Min(busy_backoff_ms * 2, WORKER_RETRY_MAX_MS);
+		foreach(lc, ended)
 		{
-			int			group_retry_ms;
-
 			if (worker_stop_requested)
 				break;
-			group_retry_ms = worker_settle((const char *) lfirst(lc));
-			if (group_retry_ms > 0)
-				retry_ms = retry_ms == 0 ? group_retry_ms : Min(retry_ms, group_retry_ms);
+			busy |= worker_settle((const char *) lfirst(lc), busy_retry_ms);
 			CHECK_FOR_INTERRUPTS();
 		}
-		list_free_deep(plan.groups);
-		pgstat_report_stat(false);	/* let autovacuum see the ended leases */
+		busy_backoff_ms = busy ? busy_retry_ms : 0;
+		if (ended != NIL)
+			pgstat_report_stat(false);	/* let autovacuum see the ended leases */
+		list_free_deep(ended);
 
 		now = GetCurrentTimestamp();
-		wake_at = plan.next_expiry != 0 ? plan.next_expiry : DT_NOEND;
-		if (retry_ms == WORKER_RETRY_MS)	/* a group was busy: back off */
-		{
-			busy_backoff_ms = busy_backoff_ms == 0 ? WORKER_RETRY_MS
-				: Min(busy_backoff_ms * 2, WORKER_RETRY_MAX_MS);
-			retry_ms = busy_backoff_ms;
-		}
-		else
-			busy_backoff_ms = 0;
-		if (retry_ms > 0)
-			wake_at = Min(wake_at, TimestampTzPlusMilliseconds(now, retry_ms));
+		wake_at = schedule_next_due();
 		leader_worker_set_next_wake(wake_at);
-
 		if (wake_at > now)
 		{
 			long		timeout_ms = wake_at == DT_NOEND ? -1 :
