@@ -8,7 +8,8 @@
 # "apt-get update" and "apt-get install". Output is quiet: apt's log goes to a
 # temporary file that is printed only if something fails.
 #
-# Usage (as root): bash scripts/install-deps.sh
+# Usage (as root): bash scripts/install-deps.sh [EXTRA-PACKAGE...]
+# (bench/run.sh adds the packages only the benchmarks need.)
 set -euo pipefail
 
 PACKAGES=(
@@ -22,6 +23,7 @@ PACKAGES=(
     python3                  # the demo picks a free port with it
     procps                   # ps, pgrep
     ca-certificates
+    "$@"
 )
 
 # Names of the wanted packages that are not fully installed yet.

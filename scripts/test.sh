@@ -53,25 +53,17 @@ make -s PG_CONFIG="$PG_CONFIG" </dev/null
 make -s PG_CONFIG="$PG_CONFIG" install </dev/null
 
 # --- a private copy of the source tree, owned by postgres --------------------------------
+# shellcheck source=scripts/stop-servers.sh
+. "$ROOT/scripts/stop-servers.sh"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/leader-test.XXXXXX")
 COPY="$WORK/leader"
 
 # Stops any server still running from a data directory inside $WORK (a test that was
 # interrupted may leave one), by the pid in its postmaster.pid, then removes $WORK.
 cleanup() {
-    local pidfile datadir pid
     trap - EXIT INT TERM
     if [ -d "$WORK" ]; then
-        while IFS= read -r -d '' pidfile; do
-            datadir=$(dirname "$pidfile")
-            pid=$(head -n 1 "$pidfile" 2>/dev/null || true)
-            case "$pid" in '' | *[!0-9]*) continue ;; esac
-            if kill -0 "$pid" 2>/dev/null; then
-                echo "stopping a server left running in $datadir (pid $pid)"
-                as_postgres "$PG_BINDIR/pg_ctl" stop -D "$datadir" -m immediate -w \
-                    >/dev/null 2>&1 || kill -KILL "$pid" 2>/dev/null || true
-            fi
-        done < <(find "$WORK" -name postmaster.pid -print0 2>/dev/null)
+        stop_servers_in "$WORK" "$PG_BINDIR"
         rm -rf "$WORK"
     fi
 }
