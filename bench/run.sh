@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# bench/run.sh: reruns the whole benchmark with one command, on a throwaway server.
+#
+# Owns the benchmark's procedure, from a bare Debian 12 machine to recorded results:
+#   1. installs the dependencies (scripts/install-deps.sh, plus python3-psycopg for the
+#      Python drivers; pgbench comes with postgresql-15);
+#   2. builds and installs the extension and pg_leader (make, make install);
+#   3. copies bench/ into a temporary directory owned by the OS user postgres and runs
+#      bench/run.py there as that user: one throwaway server (initdb in that directory,
+#      TCP on 127.0.0.1 only) for every benchmark;
+#   4. writes results.json, RESULTS.md and failover.svg into bench/results/ (or, with
+#      --quick, a shorter run with fewer trials, into bench/out/, never over the record).
+# About 20 minutes in all (--quick: about 3). Any server left behind by an interrupted run
+# is stopped (by its pid) and the temporary directory removed.
+#
+# Usage (as root, from anywhere): bash bench/run.sh [--quick]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "bench/run.sh: run this as root (it installs packages and the extension, and runs" >&2
+    echo "the benchmark's server as the OS user \"postgres\")" >&2
+    exit 1
+fi
+export LANG=C.UTF-8 LC_ALL=C.UTF-8
+OUT="$ROOT/bench/results"
+[ "${1:-}" = --quick ] && OUT="$ROOT/bench/out"
+
+bash "$ROOT/scripts/install-deps.sh" python3-psycopg
+PG_CONFIG=${PG_CONFIG:-$(command -v pg_config)}
+PG_BINDIR=$("$PG_CONFIG" --bindir)
+make -s PG_CONFIG="$PG_CONFIG" </dev/null
+make -s PG_CONFIG="$PG_CONFIG" install </dev/null
+
+# shellcheck source=scripts/stop-servers.sh
+. "$ROOT/scripts/stop-servers.sh"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/leader-bench.XXXXXX")
+cleanup() {
+    trap - EXIT INT TERM
+    stop_servers_in "$WORK" "$PG_BINDIR"
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p "$WORK/bench"
+cp "$ROOT"/bench/*.py "$WORK/bench/"
+chown -R postgres:postgres "$WORK"
+chmod 0700 "$WORK"
+setpriv --reuid=postgres --regid=postgres --init-groups env -i \
+    PATH="$PG_BINDIR:/usr/local/bin:/usr/bin:/bin" HOME="$WORK" TMPDIR="$WORK" \
+    LANG="$LANG" LC_ALL="$LC_ALL" PG_CONFIG="$PG_CONFIG" \
+    ${BENCH_SECONDS:+BENCH_SECONDS=$BENCH_SECONDS} \
+    ${BLOAT_RENEWALS:+BLOAT_RENEWALS=$BLOAT_RENEWALS} \
+    /usr/bin/python3 "$WORK/bench/run.py" "$WORK/results" "$@"
+mkdir -p "$OUT"
+cp "$WORK"/results/* "$OUT/"
+echo "bench/run.sh: results in ${OUT#"$ROOT"/}/ (RESULTS.md, failover.svg, results.json)"
