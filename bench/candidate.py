@@ -55,9 +55,9 @@ def run_leader(conn, args):
     say("READY", conn.info.backend_pid)
     conn.execute("SELECT leader_acquire(%s, NULL, %s::interval)", (args.group, ttl))
     now = time.time_ns()
-    term = conn.execute("SELECT leader_term(%s)", (args.group,)).fetchone()[0]
-    say("LEAD", now, term)
-    try:
+    try:                                      # a SIGTERM from here on releases
+        term = conn.execute("SELECT leader_term(%s)", (args.group,)).fetchone()[0]
+        say("LEAD", now, term)
         while True:
             time.sleep(args.ttl / 3)
             if not conn.execute("SELECT leader_try_acquire(%s, %s::interval)",
@@ -74,8 +74,8 @@ def run_advisory(conn, args):
     key = conn.execute("SELECT hashtext(%s)", (args.group,)).fetchone()[0]
     while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
         time.sleep(args.poll)
-    say("LEAD", time.time_ns(), 0)
     try:
+        say("LEAD", time.time_ns(), 0)
         while True:
             time.sleep(3600)
     except Stop:
@@ -158,8 +158,8 @@ def run_lease(conn, args):
     say("READY", conn.info.backend_pid)
     while not elector.try_acquire_or_renew():
         time.sleep(jittered(args.retry))
-    say("LEAD", time.time_ns(), elector.observed_record[4])
     try:
+        say("LEAD", time.time_ns(), elector.observed_record[4])
         last_renewal = time.monotonic()
         while True:
             time.sleep(args.retry)
