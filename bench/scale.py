@@ -17,6 +17,7 @@ Run alone: python3 bench/scale.py [--quick]  (JSON on stdout).
 import json
 import os
 import queue
+import resource
 import sys
 import threading
 import time
@@ -113,6 +114,11 @@ class Waiter(threading.Thread):
 
 def many_waiters(cluster, quick):
     sessions, rounds = (100, 10) if quick else (1000, 50)
+    # A thousand connections in one process: room for their descriptors, and
+    # psycopg must wait with epoll, since select() cannot watch those above 1024.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4 * sessions), hard))
+    psycopg.waiting.wait = psycopg.waiting.wait_epoll
     group = "herd"
     listener = Listener(cluster)
     wins, ready = queue.Queue(), queue.Queue()
