@@ -5,8 +5,13 @@ Owns the table against the SPEC's targets (Markdown, RESULTS.md and the
 README's Benchmarks section) and the plot of the failover latency
 distributions (SVG, drawn here without plotting libraries: cumulative share
 of trials against latency on a logarithmic axis, one curve per system).
+Run alone, it renders them again from a results directory's results.json:
+python3 bench/report.py bench/results
 """
+import json
 import math
+import os
+import sys
 
 from stats import percentiles
 
@@ -153,7 +158,7 @@ COLOURS = ["#1b7837", "#c51b7d", "#e08214", "#2166ac", "#762a83"]
 def plot(r):
     """Two panels (crash, graceful handover): share of trials done by a given latency."""
     samples = r["failover"]["samples_ms"]
-    width, panel_h, left, right, top = 960, 300, 70, 330, 40
+    width, panel_h, left, right, top = 1120, 300, 70, 450, 40
     lo, hi = 0.5, 60000.0                          # ms, the logarithmic axis
 
     def x(ms):
@@ -202,3 +207,18 @@ def plot(r):
                          f'(p50 {duration(p50)})</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def write(results, out_dir):
+    """RESULTS.md and failover.svg in out_dir; returns the table."""
+    text = table(results)
+    with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(out_dir, "failover.svg"), "w") as f:
+        f.write(plot(results))
+    return text
+
+
+if __name__ == "__main__":
+    with open(os.path.join(sys.argv[1], "results.json")) as f:
+        write(json.load(f), sys.argv[1])

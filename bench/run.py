@@ -59,12 +59,7 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
-    table = report.table(results)
-    with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(out_dir, "failover.svg"), "w") as f:
-        f.write(report.plot(results))
-    print(table)
+    print(report.write(results, out_dir))
 
 
 if __name__ == "__main__":
