@@ -64,3 +64,19 @@ client-uninstall:
 	$(MAKE) -C client PG_CONFIG=$(PG_CONFIG) uninstall
 client-clean:
 	$(MAKE) -C client PG_CONFIG=$(PG_CONFIG) clean
+
+# The fault-injection suite (test/faults): a short run with a fixed seed against
+# the installed extension, then a run against a planted bug that its checker must
+# catch. Longer runs: /usr/bin/python3 test/faults/run.py --seed N --duration S.
+FAULT_SEED ?= 1
+FAULT_SECONDS ?= 60
+.PHONY: faultcheck
+faultcheck:
+	@status=0; \
+	if /usr/bin/python3 test/faults/run.py --seed $(FAULT_SEED) --duration $(FAULT_SECONDS); \
+	then echo "ok - fault-injection run, seed $(FAULT_SEED)"; \
+	else echo "not ok - fault-injection run, seed $(FAULT_SEED)"; status=1; fi; \
+	if PG_CONFIG=$(PG_CONFIG) bash test/faults/planted-bug.sh; \
+	then echo "ok - the checker catches a planted bug"; \
+	else echo "not ok - the checker catches a planted bug"; status=1; fi; \
+	exit $$status

@@ -2,15 +2,15 @@
 # bench/run.sh: reruns the whole benchmark with one command, on a throwaway server.
 #
 # Owns the benchmark's procedure, from a bare Debian 12 machine to recorded results:
-#   1. installs the dependencies (scripts/install-deps.sh, plus python3-psycopg for the
-#      Python drivers; pgbench comes with postgresql-15);
+#   1. installs the dependencies (scripts/install-deps.sh; pgbench comes with postgresql-15,
+#      psycopg with python3-psycopg);
 #   2. builds and installs the extension and pg_leader (make, make install);
 #   3. copies bench/ into a temporary directory owned by the OS user postgres and runs
 #      bench/run.py there as that user: one throwaway server (initdb in that directory,
 #      TCP on 127.0.0.1 only) for every benchmark;
 #   4. writes results.json, RESULTS.md and failover.svg into bench/results/ (or, with
 #      --quick, a shorter run with fewer trials, into bench/out/, never over the record).
-# About 20 minutes in all (--quick: about 3). Any server left behind by an interrupted run
+# About 15 minutes in all (--quick: about 3). Any server left behind by an interrupted run
 # is stopped (by its pid) and the temporary directory removed.
 #
 # Usage (as root, from anywhere): bash bench/run.sh [--quick]
@@ -27,7 +27,7 @@ export LANG=C.UTF-8 LC_ALL=C.UTF-8
 OUT="$ROOT/bench/results"
 [ "${1:-}" = --quick ] && OUT="$ROOT/bench/out"
 
-bash "$ROOT/scripts/install-deps.sh" python3-psycopg
+bash "$ROOT/scripts/install-deps.sh"
 PG_CONFIG=${PG_CONFIG:-$(command -v pg_config)}
 PG_BINDIR=$("$PG_CONFIG" --bindir)
 make -s PG_CONFIG="$PG_CONFIG" </dev/null

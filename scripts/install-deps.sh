@@ -8,8 +8,7 @@
 # "apt-get update" and "apt-get install". Output is quiet: apt's log goes to a
 # temporary file that is printed only if something fails.
 #
-# Usage (as root): bash scripts/install-deps.sh [EXTRA-PACKAGE...]
-# (bench/run.sh adds the packages only the benchmarks need.)
+# Usage (as root): bash scripts/install-deps.sh
 set -euo pipefail
 
 PACKAGES=(
@@ -21,9 +20,9 @@ PACKAGES=(
     perl                     # prove and Test::More, for the TAP tests ...
     libipc-run-perl          # ... and IPC::Run, which PostgreSQL's TAP modules need
     python3                  # the demo picks a free port with it
+    python3-psycopg          # the fault-injection run and the benchmarks (Debian's python3)
     procps                   # ps, pgrep
     ca-certificates
-    "$@"
 )
 
 # Names of the wanted packages that are not fully installed yet.

@@ -10,7 +10,9 @@
 #      "installcheck" there as that user, one suite at a time so that a failing suite
 #      does not hide the results of the others:
 #        pg_regress (sql/, expected/), pg_isolation_regress (test/specs, test/expected)
-#        and the TAP tests (test/t/*.pl), each on its own temporary instance;
+#        and the TAP tests (test/t/*.pl), each on its own temporary instance; then
+#        "make faultcheck": the short fault-injection run (test/faults) and the run
+#        against a planted bug that its checker must catch;
 #   4. on failure prints the diffs and logs that say why;
 #   5. ends with one line "N passed, N failed" (N counts test files) and exits 0 only if
 #      everything passed.
@@ -125,17 +127,17 @@ PASSED=0
 FAILED=0
 FAILED_SUITES=()
 
-# run_suite NAME MAKE-VARIABLE-OVERRIDES...: runs "make installcheck" for one suite as
+# run_suite NAME TARGET MAKE-VARIABLE-OVERRIDES...: runs "make TARGET" for one suite as
 # postgres, under a time limit; its output is shown and kept in $WORK/NAME.out.
 # Returns make's status. (timeout runs the suite in its own process group and, when
 # the time is up or it is sent SIGTERM, signals that whole group.)
 run_suite() {
-    local name=$1 out="$WORK/$1.out" status=0 tail_pid
-    shift
+    local name=$1 target=$2 out="$WORK/$1.out" status=0 tail_pid
+    shift 2
     log "$name"
     : >"$out"
     (cd "$COPY" && exec "${PG_ENV[@]}" timeout --kill-after=30 "$SUITE_TIMEOUT" \
-        make --no-print-directory installcheck "$@") </dev/null >"$out" 2>&1 &
+        make --no-print-directory "$target" "$@") </dev/null >"$out" 2>&1 &
     SUITE_PID=$!
     tail -n +1 -f -s 0.2 --pid="$SUITE_PID" "$out" &
     tail_pid=$!
@@ -148,13 +150,11 @@ run_suite() {
     return "$status"
 }
 
-# count_pg_regress NAME STATUS: counts the "... ok" / "... FAILED" lines of pg_regress or
-# pg_isolation_regress (PostgreSQL 15 format; "failed (ignored)" does not fail the run).
-count_pg_regress() {
-    local name=$1 status=$2 ok bad
-    ok=$(grep -cE '^ *(test +)?[^ ]+ +\.\.\. +(ok|failed \(ignored\))( |$)' "$WORK/$name.out" || true)
-    bad=$(grep -cE '^ *(test +)?[^ ]+ +\.\.\. +FAILED( |$)' "$WORK/$name.out" || true)
-    # A harness that failed before running any test (initdb, server start) is one failure.
+# tally NAME STATUS OK BAD: adds one suite's counts of passed and failed tests to the
+# totals. A suite that failed without any failed test (its harness failed: initdb, a
+# server start) counts as one failure.
+tally() {
+    local name=$1 status=$2 ok=$3 bad=$4
     if [ "$status" -ne 0 ] && [ "$bad" -eq 0 ]; then
         bad=1
     fi
@@ -163,22 +163,29 @@ count_pg_regress() {
     [ "$bad" -eq 0 ] || FAILED_SUITES+=("$name")
 }
 
-# count_prove NAME STATUS: counts TAP test files from prove's summary.
+# count_pg_regress NAME STATUS: counts the "... ok" / "... FAILED" lines of pg_regress or
+# pg_isolation_regress (PostgreSQL 15 format; "failed (ignored)" does not fail the run).
+count_pg_regress() {
+    tally "$1" "$2" \
+        "$(grep -cE '^ *(test +)?[^ ]+ +\.\.\. +(ok|failed \(ignored\))( |$)' "$WORK/$1.out" || true)" \
+        "$(grep -cE '^ *(test +)?[^ ]+ +\.\.\. +FAILED( |$)' "$WORK/$1.out" || true)"
+}
+
+# count_prove NAME STATUS: counts TAP test files from prove's summary; the files listed
+# in its "Test Summary Report" are the failed ones.
 count_prove() {
-    local name=$1 status=$2 files bad
-    files=$(sed -n 's/^Files=\([0-9]*\),.*/\1/p' "$WORK/$name.out" | tail -n 1)
-    # Files listed in the "Test Summary Report" are the failed ones.
-    bad=$(sed -n '/^Test Summary Report/,$p' "$WORK/$name.out" |
+    local files bad
+    files=$(sed -n 's/^Files=\([0-9]*\),.*/\1/p' "$WORK/$1.out" | tail -n 1)
+    bad=$(sed -n '/^Test Summary Report/,$p' "$WORK/$1.out" |
         grep -cE '^[^ ].*\.(pl|t) +\(Wstat: ' || true)
     files=${files:-0}
-    if [ "$status" -ne 0 ] && [ "$bad" -eq 0 ]; then
-        bad=1
-    fi
-    if [ "$files" -ge "$bad" ]; then
-        PASSED=$((PASSED + files - bad))
-    fi
-    FAILED=$((FAILED + bad))
-    [ "$bad" -eq 0 ] || FAILED_SUITES+=("$name")
+    tally "$1" "$2" "$((files > bad ? files - bad : 0))" "$bad"
+}
+
+# count_checks NAME STATUS: counts the "ok - ..." / "not ok - ..." lines of a suite.
+count_checks() {
+    tally "$1" "$2" "$(grep -c '^ok - ' "$WORK/$1.out" || true)" \
+        "$(grep -c '^not ok - ' "$WORK/$1.out" || true)"
 }
 
 # show head|tail N FILE...: prints the first or last N lines of each existing FILE under
@@ -198,7 +205,7 @@ show() {
 # The three suites of the Makefile's installcheck, one at a time. Overriding a suite's
 # variable with an empty value on the command line switches it off in PGXS.
 status=0
-run_suite pg_regress ISOLATION= TAP_TESTS= || status=$?
+run_suite pg_regress installcheck ISOLATION= TAP_TESTS= || status=$?
 count_pg_regress pg_regress "$status"
 if [ "$status" -ne 0 ]; then
     show head 1000 "$COPY/regression.diffs"
@@ -206,7 +213,7 @@ if [ "$status" -ne 0 ]; then
 fi
 
 status=0
-run_suite isolation REGRESS= TAP_TESTS= || status=$?
+run_suite isolation installcheck REGRESS= TAP_TESTS= || status=$?
 count_pg_regress isolation "$status"
 if [ "$status" -ne 0 ]; then
     show head 1000 "$COPY/test/output_iso/regression.diffs"
@@ -215,7 +222,7 @@ fi
 
 if compgen -G "$COPY/test/t/*.pl" >/dev/null; then
     status=0
-    run_suite tap REGRESS= ISOLATION= || status=$?
+    run_suite tap installcheck REGRESS= ISOLATION= || status=$?
     count_prove tap "$status"
     if [ "$status" -ne 0 ]; then
         # Each test's own log first, then the server logs it produced.
@@ -228,6 +235,10 @@ else
     log "tap"
     echo "no TAP tests (test/t/*.pl) found"
 fi
+
+status=0
+run_suite faults faultcheck || status=$?
+count_checks faults "$status"
 
 echo
 if [ "${#FAILED_SUITES[@]}" -gt 0 ]; then
