@@ -13,7 +13,9 @@ Invariants:
   fenced in time   every record was fenced before its lease's expires_at;
   leader at commit in the commit-ordered stream, every ledger record of a
                    group carries the term of the group's lease at that point;
-  events per term  one acquired and at most one ending event per term, the
+  events per term  exactly one acquired event for every term seen (ledger or
+                   events; a term that may have been acquired while the listener
+                   was away is excused) and at most one ending event, the
                    acquired terms of a group strictly increasing, no term
                    acquired while another is held, no end of a term that is
                    not the held one;
@@ -22,17 +24,22 @@ Invariants:
                    renewed: its next leadership gets a new term);
   nothing lost     every write a client saw commit is in the ledger;
   recovery         after the faults, every group has a leader within the bound.
+Run alone on the history.json a run kept (run.py --keep), it judges that run
+again: python3 test/faults/checker.py DIR/history.json
+
 Where the listener was away, the stream cannot say what happened: the records
 committed then are counted as unchecked, never assumed fine.  Each time it
 is back it reads where every lease stands (after LISTEN, so a change it reads
 may also arrive as the next event of its group, which is then no news).
 """
+import json
+import sys
 from collections import Counter, defaultdict
 
 ENDINGS = {"released", "expired", "vacated", "forced"}
 
 
-def check(ledger, events, ops, faults, groups, ttl, recovered_in, recovery_bound, gaps=()):
+def check(ledger, events, ops, faults, ttl, recovered_in, recovery_bound, gaps=()):
     violations = []
     records = sorted(ledger, key=lambda r: (r["committed_at"], r["id"]))
 
@@ -59,8 +66,11 @@ def check(ledger, events, ops, faults, groups, ttl, recovered_in, recovery_bound
     held, known, max_acquired = {}, {}, {}
     checked = unchecked = 0
     fresh = {}                  # group -> (term, held) read on reconnecting, until its next event
-    for e in events:
+    excused = defaultdict(list) # group -> [(lo, hi)]: terms that may have been acquired
+    for e in events:            # while it was away
         if e["channel"] == "reconnected":
+            for g, (t, _) in e["leases"].items():
+                excused[g].append((max_acquired.get(g, 0) + 1, t))
             fresh = {g: tuple(th) for g, th in e["leases"].items()}
             held = {g: (t if h else None) for g, (t, h) in fresh.items()}
             known = {g: True for g in fresh}
@@ -94,6 +104,10 @@ def check(ledger, events, ops, faults, groups, ttl, recovered_in, recovery_bound
     for (g, term), n in sorted(acquired.items()):
         if n > 1:
             violations.append(f"events: {g} term {term} has {n} acquired events")
+    seen_terms = {(r["group"], r["term"]) for r in ledger} | set(ended)
+    for g, term in sorted(seen_terms - set(acquired)):
+        if not any(lo <= term <= hi for lo, hi in excused[g]):
+            violations.append(f"events: {g} term {term} has no acquired event")
     for (g, term), n in sorted(ended.items()):
         if n > 1:
             violations.append(f"events: {g} term {term} has {n} ending events")
@@ -201,3 +215,10 @@ def report(v):
     lines.append(f"  violations: {len(v['violations'])}")
     lines += [f"    {m}" for m in v["violations"][:30]]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as f:
+        verdict = check(**json.load(f))
+    print(report(verdict))
+    sys.exit(1 if verdict["violations"] else 0)

@@ -336,9 +336,9 @@ class Run:
         return [dict(zip(("id", "group", "term", "seq", "client", "fenced_at",
                           "lease_expires_at", "committed_at"), row))
                 for row in self.current.sql(
-                    "SELECT id, grp, term, seq, client, extract(epoch FROM fenced_at), "
-                    "extract(epoch FROM lease_expires_at), "
-                    "extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM ledger")]
+                    "SELECT id, grp, term, seq, client, extract(epoch FROM fenced_at)::float8, "
+                    "extract(epoch FROM lease_expires_at)::float8, "
+                    "extract(epoch FROM pg_xact_commit_timestamp(xmin))::float8 FROM ledger")]
 
     def client_logs(self):
         ops = []
@@ -373,10 +373,13 @@ class Run:
         self.current.sql("SELECT pg_notify('ledger', '{\"stop\": true}')")
         listener.stopping = True
         listener.join(timeout=10)
-        return checker.check(ledger=self.collect_ledger(), events=listener.events,
-                             gaps=listener.gaps, ops=self.client_logs(), faults=self.faults,
-                             groups=self.groups, ttl=self.args.ttl, recovered_in=recovered_in,
-                             recovery_bound=self.args.recovery_bound)
+        history = {"ledger": self.collect_ledger(), "events": listener.events,
+                   "gaps": listener.gaps, "ops": self.client_logs(), "faults": self.faults,
+                   "ttl": self.args.ttl, "recovered_in": recovered_in,
+                   "recovery_bound": self.args.recovery_bound}
+        with open(os.path.join(self.root, "history.json"), "w") as f:
+            json.dump(history, f)
+        return checker.check(**history)
 
 
 def main():
