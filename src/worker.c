@@ -37,8 +37,10 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/syncrep.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -57,6 +59,12 @@ static volatile sig_atomic_t worker_stop_requested = false;
  * SIGTERM (server shutdown, or a database command that needs the database
  * free, see database_commands.c): leave at the next turn of the loop, with
  * exit code 0, so that the postmaster does not start the worker again.
+ *
+ * A commit that waits for a synchronous standby ends its wait only for a
+ * termination request (ProcDiePending), and the standby may never answer
+ * (it may be shutting down too): then the request is made that way as well,
+ * the commit stays local, and the worker leaves right after it, before
+ * anything else can act on ProcDiePending.
  */
 static void
 worker_sigterm(SIGNAL_ARGS)
@@ -64,6 +72,11 @@ worker_sigterm(SIGNAL_ARGS)
 	int			save_errno = errno;
 
 	worker_stop_requested = true;
+	if (MyProc != NULL && MyProc->syncRepState == SYNC_REP_WAITING)
+	{
+		ProcDiePending = true;
+		InterruptPending = true;
+	}
 	SetLatch(MyLatch);
 	errno = save_errno;
 }
@@ -300,9 +313,9 @@ leader_worker_main(Datum arg)
 			: Min(busy_backoff_ms * 2, WORKER_RETRY_MAX_MS);
 		foreach(lc, ended)
 		{
-			if (worker_stop_requested)
-				break;
 			busy |= worker_settle((const char *) lfirst(lc), busy_retry_ms);
+			if (worker_stop_requested)
+				proc_exit(0);	/* see worker_sigterm */
 			CHECK_FOR_INTERRUPTS();
 		}
 		busy_backoff_ms = busy ? busy_retry_ms : 0;
