@@ -60,6 +60,7 @@ all_databases(void)
 	TableScanDesc scan;
 	HeapTuple	tuple;
 	List	   *dboids = NIL;
+	MemoryContext caller = CurrentMemoryContext;	/* the list outlives the transaction */
 
 	StartTransactionCommand();
 	rel = table_open(DatabaseRelationId, AccessShareLock);
@@ -69,7 +70,12 @@ all_databases(void)
 		Form_pg_database db = (Form_pg_database) GETSTRUCT(tuple);
 
 		if (db->datallowconn && !db->datistemplate)
+		{
+			MemoryContext old = MemoryContextSwitchTo(caller);
+
 			dboids = lappend_oid(dboids, db->oid);
+			MemoryContextSwitchTo(old);
+		}
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
