@@ -37,10 +37,8 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "replication/syncrep.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -54,17 +52,21 @@ PGDLLEXPORT void leader_worker_main(Datum arg);
 static void worker_leave_for_good(void) pg_attribute_noreturn();
 
 static volatile sig_atomic_t worker_stop_requested = false;
+static volatile sig_atomic_t worker_in_transaction = false;
 
 /*
  * SIGTERM (server shutdown, or a database command that needs the database
- * free, see database_commands.c): leave at the next turn of the loop, with
- * exit code 0, so that the postmaster does not start the worker again.
+ * free, see database_commands.c): leave with exit code 0, so that the
+ * postmaster does not start the worker again.
  *
- * A commit that waits for a synchronous standby ends its wait only for a
- * termination request (ProcDiePending), and the standby may never answer
- * (it may be shutting down too): then the request is made that way as well,
- * the commit stays local, and the worker leaves right after it, before
- * anything else can act on ProcDiePending.
+ * Asleep between passes, the worker leaves at the top of its loop.  In one
+ * of its transactions it may be waiting inside PostgreSQL: for a lock a
+ * user's transaction holds on the table, or in a commit, for a synchronous
+ * standby that may never answer (it may be shutting down too).  Those waits
+ * end only for an interrupt, so the stop then also cancels the transaction's
+ * wait (a lock wait ends in an error, a commit's wait for the standby in a
+ * warning, the commit staying local), and worker_run makes the worker leave
+ * as soon as the transaction is over.
  */
 static void
 worker_sigterm(SIGNAL_ARGS)
@@ -72,9 +74,9 @@ worker_sigterm(SIGNAL_ARGS)
 	int			save_errno = errno;
 
 	worker_stop_requested = true;
-	if (MyProc != NULL && MyProc->syncRepState == SYNC_REP_WAITING)
+	if (worker_in_transaction)
 	{
-		ProcDiePending = true;
+		QueryCancelPending = true;
 		InterruptPending = true;
 	}
 	SetLatch(MyLatch);
@@ -117,29 +119,75 @@ worker_leave_for_good(void)
 	proc_exit(0);
 }
 
+typedef void (*WorkerStep) (void *arg);
+
+/*
+ * Run step(arg) in a transaction of its own.  If it fails: a worker asked
+ * to stop leaves (the error may be the cancel worker_sigterm asked for);
+ * else, with rethrow, the error is raised again (the worker exits and the
+ * postmaster starts it afresh), and without it, it is logged, the
+ * transaction aborted and the call returns false.  After the transaction, a
+ * worker asked to stop leaves.
+ */
+static bool
+worker_run(WorkerStep step, void *arg, bool rethrow)
+{
+	MemoryContext context = CurrentMemoryContext;
+	volatile bool failed = false;
+
+	worker_in_transaction = true;	/* from here a stop cancels, see worker_sigterm */
+	if (worker_stop_requested)
+		proc_exit(0);			/* it came just before */
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		step(arg);
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		if (rethrow && !worker_stop_requested)
+			PG_RE_THROW();
+		MemoryContextSwitchTo(context);
+		if (!worker_stop_requested)
+			EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		failed = true;
+	}
+	PG_END_TRY();
+	worker_in_transaction = false;
+	if (worker_stop_requested)
+		proc_exit(0);
+	return !failed;
+}
+
+static void
+worker_find_extension(void *found)
+{
+	*(bool *) found = OidIsValid(worker_extension_namespace());
+}
+
 static bool
 worker_database_has_extension(void)
 {
-	bool		found;
+	bool		found = false;
 
-	StartTransactionCommand();
-	found = OidIsValid(worker_extension_namespace());
-	CommitTransactionCommand();
+	worker_run(worker_find_extension, &found, true);
 	return found;
 }
 
 /*
  * Schedule every held lease: at its expires_at, or now for a session-bound
- * one (its session may have ended unseen).  Returns false when the
- * extension is no longer in this database.
+ * one (its session may have ended unseen).  *found: whether the extension
+ * is still in this database.
  */
-static bool
-worker_schedule_held_leases(void)
+static void
+worker_read_held_leases(void *found)
 {
 	Oid			namespace;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	namespace = worker_extension_namespace();
 	if (OidIsValid(namespace))
@@ -166,47 +214,58 @@ worker_schedule_held_leases(void)
 		SPI_finish();
 	}
 	PopActiveSnapshot();
-	CommitTransactionCommand();
-	return OidIsValid(namespace);
+	*(bool *) found = OidIsValid(namespace);
 }
+
+/* Returns false when the extension is no longer in this database. */
+static bool
+worker_schedule_held_leases(void)
+{
+	bool		found = false;
+
+	worker_run(worker_read_held_leases, &found, true);
+	return found;
+}
+
+typedef struct DueGroups
+{
+	TimestampTz now;
+	List	   *ended;			/* char *, in TopMemoryContext */
+	bool		found;			/* the extension is still there */
+} DueGroups;
 
 /*
  * Read the row of every group due now: put a lease that has not ended back
- * in the schedule at its expires_at, forget a vacant group, and return the
- * groups whose lease is over.  Returns false when the extension is no
- * longer in this database.
+ * in the schedule at its expires_at, forget a vacant group, and list the
+ * groups whose lease is over.
  */
-static bool
-worker_look_at_due_groups(List **ended)
+static void
+worker_read_due_groups(void *arg)
 {
-	Oid			namespace;
-	TimestampTz now = GetCurrentTimestamp();
+	DueGroups  *due = (DueGroups *) arg;
 	char		group[LEADER_MAX_NAME_BYTES + 1];
-	LeaseStore *store;
+	Oid			namespace;
 
-	*ended = NIL;
-	if (schedule_next_due() > now)
-		return true;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	namespace = worker_extension_namespace();
-	if (OidIsValid(namespace))
+	due->found = OidIsValid(namespace);
+	if (due->found)
 	{
-		store = lease_store_open(namespace, AccessShareLock);
-		while (schedule_take_due(now, group))
+		LeaseStore *store = lease_store_open(namespace, AccessShareLock);
+
+		while (schedule_take_due(due->now, group))
 		{
 			LeaseRow	row;
 
 			lease_store_read(store, group, &row);
-			switch (leader_lease_state(&row, NULL, now))
+			switch (leader_lease_state(&row, NULL, due->now))
 			{
 				case LEASE_EXPIRED:
 				case LEASE_VACATED:
 					{
 						MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-						*ended = lappend(*ended, pstrdup(group));
+						due->ended = lappend(due->ended, pstrdup(group));
 						MemoryContextSwitchTo(old);
 						break;
 					}
@@ -220,8 +279,39 @@ worker_look_at_due_groups(List **ended)
 		lease_store_close(store);
 	}
 	PopActiveSnapshot();
-	CommitTransactionCommand();
-	return OidIsValid(namespace);
+}
+
+/*
+ * The groups whose lease is over among those due now (see
+ * worker_read_due_groups), in *ended.  Returns false when the extension is
+ * no longer in this database.
+ */
+static bool
+worker_look_at_due_groups(List **ended)
+{
+	DueGroups	due = {.now = GetCurrentTimestamp(), .ended = NIL, .found = true};
+
+	if (schedule_next_due() <= due.now)
+		worker_run(worker_read_due_groups, &due, true);
+	*ended = due.ended;
+	return due.found;
+}
+
+typedef struct Settlement
+{
+	const char *group;
+	SettleResult result;
+} Settlement;
+
+static void
+worker_end_lease(void *arg)
+{
+	Settlement *settlement = (Settlement *) arg;
+	Oid			namespace = worker_extension_namespace();
+
+	pgstat_report_activity(STATE_RUNNING, "leader: ending a lease");
+	if (OidIsValid(namespace))
+		settlement->result = leader_settle_if_ended(namespace, settlement->group);
 }
 
 /*
@@ -234,40 +324,19 @@ worker_look_at_due_groups(List **ended)
 static bool
 worker_settle(const char *group, int busy_retry_ms)
 {
-	MemoryContext context = CurrentMemoryContext;
-	volatile SettleResult result = SETTLE_ENDED;
-	volatile bool failed = false;
+	Settlement	settlement = {.group = group, .result = SETTLE_ENDED};
+	bool		done = worker_run(worker_end_lease, &settlement, false);
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PG_TRY();
-	{
-		Oid			namespace = worker_extension_namespace();
-
-		pgstat_report_activity(STATE_RUNNING, "leader: ending a lease");
-		if (OidIsValid(namespace))
-			result = leader_settle_if_ended(namespace, group);
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(context);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		failed = true;
-	}
-	PG_END_TRY();
 	pgstat_report_activity(STATE_IDLE, NULL);
-	if (failed)
+	if (!done)
 		schedule_exactly(group, TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 															 WORKER_ERROR_RETRY_MS));
-	else if (result == SETTLE_BUSY)
+	else if (settlement.result == SETTLE_BUSY)
 		schedule_exactly(group, TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 															 busy_retry_ms));
-	else if (result == SETTLE_NOTHING)
+	else if (settlement.result == SETTLE_NOTHING)
 		schedule_exactly(group, GetCurrentTimestamp());
-	return !failed && result == SETTLE_BUSY;
+	return done && settlement.result == SETTLE_BUSY;
 }
 
 void
@@ -314,8 +383,6 @@ leader_worker_main(Datum arg)
 		foreach(lc, ended)
 		{
 			busy |= worker_settle((const char *) lfirst(lc), busy_retry_ms);
-			if (worker_stop_requested)
-				proc_exit(0);	/* see worker_sigterm */
 			CHECK_FOR_INTERRUPTS();
 		}
 		busy_backoff_ms = busy ? busy_retry_ms : 0;

@@ -23,7 +23,8 @@ Invariants:
                    last confirmed, had expired (an expired lease is never
                    renewed: its next leadership gets a new term);
   nothing lost     every write a client saw commit is in the ledger;
-  recovery         after the faults, every group has a leader within the bound.
+  recovery         after the faults, every group has a leader within the bound;
+  no crash         no server process died of a signal the run did not send.
 Run alone on the history.json a run kept (run.py --keep), it judges that run
 again: python3 test/faults/checker.py DIR/history.json
 
@@ -39,8 +40,9 @@ from collections import Counter, defaultdict
 ENDINGS = {"released", "expired", "vacated", "forced"}
 
 
-def check(ledger, events, ops, faults, ttl, recovered_in, recovery_bound, gaps=()):
-    violations = []
+def check(ledger, events, ops, faults, ttl, recovered_in, recovery_bound, gaps=(),
+          crashes=()):
+    violations = [f"crash: {line}" for line in crashes]
     records = sorted(ledger, key=lambda r: (r["committed_at"], r["id"]))
 
     # ledger order, one writer, fenced in time

@@ -340,6 +340,18 @@ class Run:
                     "extract(epoch FROM lease_expires_at)::float8, "
                     "extract(epoch FROM pg_xact_commit_timestamp(xmin))::float8 FROM ledger")]
 
+    def server_crashes(self):
+        """Server processes that died of a signal the run did not send (it only
+        sends SIGKILL), from the servers' logs."""
+        crashes = []
+        for server in (self.primary, self.standby):
+            if os.path.exists(server.log):
+                with open(server.log, errors="replace") as f:
+                    crashes += [line.strip() for line in f
+                                if "terminated by signal" in line
+                                and "terminated by signal 9:" not in line]
+        return crashes
+
     def client_logs(self):
         ops = []
         for client in self.clients:
@@ -375,6 +387,7 @@ class Run:
         listener.join(timeout=10)
         history = {"ledger": self.collect_ledger(), "events": listener.events,
                    "gaps": listener.gaps, "ops": self.client_logs(), "faults": self.faults,
+                   "crashes": self.server_crashes(),
                    "ttl": self.args.ttl, "recovered_in": recovered_in,
                    "recovery_bound": self.args.recovery_bound}
         with open(os.path.join(self.root, "history.json"), "w") as f:
