@@ -26,11 +26,7 @@ use Time::Local qw(timegm);
 
 my $many = 300;    # more than the 256 notes a database's worker can hold
 
-my $node = PostgreSQL::Test::Cluster->new('worker_schedule');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'leader'");
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION leader');
+my $node = preloaded_node('worker_schedule');
 
 my $worker = worker_pid($node, 'postgres');
 ok($worker, 'the leader worker of database postgres runs');

@@ -14,11 +14,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('reload');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'leader'");
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION leader');
+my $node = preloaded_node('reload');
 
 my $worker = worker_pid($node, 'postgres');
 my $launcher = $node->safe_psql('postgres',

@@ -6,9 +6,9 @@
 #     wait_until_waiting), and ending a session's client or backend
 #     (client_pid, kill_client, backend_gone);
 #   - reading one group's row of leader_status (lease_status);
-#   - with the library preloaded: the database's background worker
-#     (worker_pid), and when events arrive and who sent them
-#     (wait_for_events);
+#   - with the library preloaded: a node set up that way (preloaded_node),
+#     the database's background worker (worker_pid), and when events arrive
+#     and who sent them (wait_for_events);
 #   - the node the tests of the pg_leader client run on (pg_leader_node).
 # Every helper is told the node, database and session it works on; the only
 # state kept here are counters that make markers and tags unique.
@@ -45,6 +45,7 @@ our @EXPORT = qw(
   lease_status
   worker_pid
   wait_for_events
+  preloaded_node
   pg_leader_node
 );
 
@@ -280,23 +281,29 @@ sub see_term
 	return;
 }
 
-# ---- the pg_leader client ----
-
 # A started node named $name, with the library preloaded and the extension
-# created in database postgres, for the tests of pg_leader.  pg_leader's
-# sessions show as application_name "pg_leader" unless PGAPPNAME (which the
-# test harness sets) says otherwise, so this deletes PGAPPNAME from the
-# environment.
-sub pg_leader_node
+# created in database postgres.
+sub preloaded_node
 {
 	my ($name) = @_;
-	delete $ENV{PGAPPNAME};
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init;
 	$node->append_conf('postgresql.conf', "shared_preload_libraries = 'leader'");
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION leader');
 	return $node;
+}
+
+# ---- the pg_leader client ----
+
+# A preloaded_node for the tests of pg_leader.  pg_leader's sessions show as
+# application_name "pg_leader" unless PGAPPNAME (which the test harness sets)
+# says otherwise, so this deletes PGAPPNAME from the environment.
+sub pg_leader_node
+{
+	my ($name) = @_;
+	delete $ENV{PGAPPNAME};
+	return preloaded_node($name);
 }
 
 1;
