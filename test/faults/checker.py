@@ -30,8 +30,12 @@ again: python3 test/faults/checker.py DIR/history.json
 
 Where the listener was away, the stream cannot say what happened: the records
 committed then are counted as unchecked, never assumed fine.  Each time it
-is back it reads where every lease stands (after LISTEN, so a change it reads
-may also arrive as the next event of its group, which is then no news).
+is back it reads where every lease stands, between two markers it sends
+into the stream: what committed before the first is in that reading, what
+committed after the second is not, and what committed between them may be
+either.  So from the second marker on, a group's lease is known from the
+reading unless the group had an event between the markers (then it is known
+again from its next acquired event), and records between them are unchecked.
 """
 import json
 import sys
@@ -67,18 +71,27 @@ def check(ledger, events, ops, faults, ttl, recovered_in, recovery_bound, gaps=(
     acquired, ended = Counter(), Counter()
     held, known, max_acquired = {}, {}, {}
     checked = unchecked = 0
-    fresh = {}                  # group -> (term, held) read on reconnecting, until its next event
+    reading = {}                # group -> (term, held) read on reconnecting
+    between = None              # groups with an event between the markers, while there
     excused = defaultdict(list) # group -> [(lo, hi)]: terms that may have been acquired
     for e in events:            # while it was away
         if e["channel"] == "reconnected":
             for g, (t, _) in e["leases"].items():
                 excused[g].append((max_acquired.get(g, 0) + 1, t))
-            fresh = {g: tuple(th) for g, th in e["leases"].items()}
-            held = {g: (t if h else None) for g, (t, h) in fresh.items()}
-            known = {g: True for g in fresh}
+            reading, known, held = e["leases"], {}, {}
+            continue
+        if e["channel"] == "marker":
+            if e["marker"] == "before":
+                between = set()
+            elif between is not None:
+                for g, (t, h) in reading.items():
+                    if g not in between:
+                        held[g], known[g] = (t if h else None), True
+                between = None
             continue
         g, term = e["group"], e["term"]
-        seen = fresh.pop(g, None) if e["channel"] == "leader_changed" else None
+        if between is not None:
+            between.add(g)
         if e["channel"] == "ledger":
             if known.get(g):
                 checked += 1
@@ -93,13 +106,13 @@ def check(ledger, events, ops, faults, ttl, recovered_in, recovery_bound, gaps=(
                 violations.append(f"stream: {g} term {term} acquired after term "
                                   f"{max_acquired[g]}")
             max_acquired[g] = max(max_acquired.get(g, 0), term)
-            if known.get(g) and held.get(g) is not None and seen != (term, True):
+            if known.get(g) and held.get(g) is not None:
                 violations.append(f"stream: {g} term {term} acquired while term {held[g]} "
                                   "was held")
             held[g], known[g] = term, True
         elif e["event"] in ENDINGS:
             ended[(g, term)] += 1
-            if known.get(g) and held.get(g) != term and seen != (term, False):
+            if known.get(g) and held.get(g) != term:
                 violations.append(f"stream: {g} term {term} {e['event']} while the lease was "
                                   f"{held.get(g) or 'vacant'}")
             held[g] = None

@@ -113,25 +113,40 @@ class Listener(threading.Thread):
         self.events, self.gaps = [], []
         self.stopping = False
 
+    def record(self, notify):
+        """One notification, whichever way it came: those that arrive while a
+        statement runs go to the connection's handler, the others to the
+        notifies() loop."""
+        payload = json.loads(notify.payload)
+        if payload.get("stop"):
+            self.stopping = True
+            return
+        channel = "marker" if "marker" in payload else notify.channel
+        self.events.append({"t": time.time(), "channel": channel, **payload})
+
     def run(self):
         gap_start = time.time()
         while not self.stopping:
             try:
                 with psycopg.connect(self.dsn, autocommit=True, connect_timeout=2) as conn:
+                    conn.add_notify_handler(self.record)
+                    reconnected = {"t": time.time(), "channel": "reconnected", "leases": {}}
+                    self.events.append(reconnected)
                     conn.execute("LISTEN leader_changed")
                     conn.execute("LISTEN ledger")
                     self.gaps.append((gap_start, time.time()))
-                    # Where every lease stands now; every later change arrives as an event.
-                    leases = conn.execute("SELECT group_name, term, holder IS NOT NULL "
-                                          "FROM leader_lease").fetchall()
-                    self.events.append({"t": time.time(), "channel": "reconnected",
-                                        "leases": {g: [t, h] for g, t, h in leases}})
-                    for n in conn.notifies():
-                        payload = json.loads(n.payload)
-                        if payload.get("stop"):
+                    # Where every lease stands now, between two markers in the
+                    # commit-ordered stream: what commits before the first is in
+                    # the reading, what commits after the second is not.
+                    conn.execute("SELECT pg_notify('ledger', '{\"marker\": \"before\"}')")
+                    reconnected["leases"] = {
+                        g: [t, h] for g, t, h in conn.execute(
+                            "SELECT group_name, term, holder IS NOT NULL FROM leader_lease")}
+                    conn.execute("SELECT pg_notify('ledger', '{\"marker\": \"after\"}')")
+                    for notify in conn.notifies():
+                        self.record(notify)
+                        if self.stopping:
                             return
-                        self.events.append({"t": time.time(), "channel": n.channel,
-                                            **payload})
             except psycopg.Error:
                 gap_start = time.time()
                 time.sleep(0.1)
