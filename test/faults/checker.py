@@ -215,8 +215,9 @@ def report(v):
     lines.append(f"  terms: {v['terms']}; acquired events {v['acquired_events']}, ending events "
                  f"{v['ending_events']}")
     lines.append(f"  ledger records: {v['ledger_records']} (checked against the lease in commit "
-                 f"order: {v['stream_records_checked']}, while the listener was away: "
-                 f"{v['stream_records_unchecked']}); client writes committed "
+                 f"order: {v['stream_records_checked']}, while the listener was away "
+                 f"({v['listener_gaps']} times): {v['stream_records_unchecked']}); "
+                 "client writes committed "
                  f"{v['client_writes_ok']}, refused or failed {v['client_writes_failed']}")
     lines.append(f"  every group led again {v['recovered_in_s']} s after the faults stopped")
     for kind, group, seconds in v["failovers"]:
