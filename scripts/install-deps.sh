@@ -12,18 +12,31 @@
 set -euo pipefail
 
 PACKAGES=(
-    build-essential          # gcc, make
-    postgresql-15            # server binaries (initdb, pg_ctl, postgres)
-    postgresql-server-dev-15 # headers, PGXS, pg_regress, pg_isolation_regress, TAP modules
-    postgresql-client-15     # psql
-    libkrb5-dev              # gssapi.h, which the server header libpq/libpq.h includes
-    perl                     # prove and Test::More, for the TAP tests ...
-    libipc-run-perl          # ... and IPC::Run, which PostgreSQL's TAP modules need
-    python3                  # the demo picks a free port with it
-    python3-psycopg          # the fault-injection run and the benchmarks (Debian's python3)
-    procps                   # ps, pgrep
+    build-essential            # gcc, make
+    postgresql-15              # server binaries (initdb, pg_ctl, postgres)
+    postgresql-server-dev-15   # headers, PGXS, pg_regress, pg_isolation_regress, TAP modules
+    postgresql-client-15       # psql
+    libkrb5-dev                # gssapi.h, which the server header libpq/libpq.h includes
+    perl                       # prove and Test::More, for the TAP tests ...
+    libipc-run-perl            # ... and IPC::Run, which PostgreSQL's TAP modules need
+    python3                    # the demo picks a free port with it
+    python3-psycopg            # the fault-injection run and the benchmarks (Debian's python3)
+    procps                     # ps, pgrep
+    pgbouncer                  # the test of transaction pooling (test/t/014_pgbouncer.pl)
+    iproute2                   # network namespaces for the test of silent hosts (test/liveness)
+    debhelper                  # builds the Debian package (scripts/test-package.sh) ...
+    postgresql-server-dev-all  # ... with pg_buildext's debhelper sequence (dh --with pgxs_loop)
+    libpq-dev                  # ... whose Build-Depends name libpq's headers
+    lintian                    # checks the Debian package
     ca-certificates
 )
+
+# Node.js and npm run the Node.js examples (examples/node); Debian's packages unless
+# the machine already has both commands (from another source, which Debian's npm package
+# would conflict with).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    PACKAGES+=(nodejs npm)
+fi
 
 # Names of the wanted packages that are not fully installed yet.
 missing_packages() {

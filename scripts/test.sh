@@ -13,6 +13,9 @@
 #        and the TAP tests (test/t/*.pl), each on its own temporary instance; then
 #        "make faultcheck": the short fault-injection run (test/faults) and the run
 #        against a planted bug that its checker must catch;
+#      then, as root, the suites that need root: test/liveness/silent-host.sh (leaders
+#      whose host vanishes from the network, in network namespaces) and
+#      scripts/test-package.sh (the Debian package built, installed and tried);
 #   4. on failure prints the diffs and logs that say why;
 #   5. ends with one line "N passed, N failed" (N counts test files) and exits 0 only if
 #      everything passed.
@@ -127,17 +130,17 @@ PASSED=0
 FAILED=0
 FAILED_SUITES=()
 
-# run_suite NAME TARGET MAKE-VARIABLE-OVERRIDES...: runs "make TARGET" for one suite as
-# postgres, under a time limit; its output is shown and kept in $WORK/NAME.out.
-# Returns make's status. (timeout runs the suite in its own process group and, when
-# the time is up or it is sent SIGTERM, signals that whole group.)
-run_suite() {
-    local name=$1 target=$2 out="$WORK/$1.out" status=0 tail_pid
-    shift 2
+# run_logged NAME COMMAND...: runs one suite's COMMAND (as root, unless COMMAND says
+# otherwise) under a time limit, its output
+# shown as it comes and kept in $WORK/NAME.out. Returns the command's status. (timeout
+# runs the suite in its own process group and, when the time is up or it is sent
+# SIGTERM, signals that whole group.)
+run_logged() {
+    local name=$1 out="$WORK/$1.out" status=0 tail_pid
+    shift
     log "$name"
     : >"$out"
-    (cd "$COPY" && exec "${PG_ENV[@]}" timeout --kill-after=30 "$SUITE_TIMEOUT" \
-        make --no-print-directory "$target" "$@") </dev/null >"$out" 2>&1 &
+    timeout --kill-after=30 "$SUITE_TIMEOUT" "$@" </dev/null >"$out" 2>&1 &
     SUITE_PID=$!
     tail -n +1 -f -s 0.2 --pid="$SUITE_PID" "$out" &
     tail_pid=$!
@@ -148,6 +151,14 @@ run_suite() {
         echo "*** $name: timed out after ${SUITE_TIMEOUT}s"
     fi
     return "$status"
+}
+
+# run_suite NAME TARGET MAKE-VARIABLE-OVERRIDES...: runs "make TARGET" for one suite as
+# postgres in $COPY.
+run_suite() {
+    local name=$1 target=$2
+    shift 2
+    run_logged "$name" "${PG_ENV[@]}" make --no-print-directory -C "$COPY" "$target" "$@"
 }
 
 # tally NAME STATUS OK BAD: adds one suite's counts of passed and failed tests to the
@@ -239,6 +250,16 @@ fi
 status=0
 run_suite faults faultcheck || status=$?
 count_checks faults "$status"
+
+# Suites that need root, run as root: connection liveness across a vanished network
+# (network namespaces), and the Debian package, built, installed and tried.
+status=0
+run_logged liveness bash "$COPY/test/liveness/silent-host.sh" || status=$?
+count_checks liveness "$status"
+
+status=0
+run_logged package bash "$ROOT/scripts/test-package.sh" || status=$?
+count_checks package "$status"
 
 echo
 if [ "${#FAILED_SUITES[@]}" -gt 0 ]; then
