@@ -19,7 +19,10 @@ How it elects:
     us at once;
   - every unit of work runs in a transaction that starts with
     leader_fence(group, term): if the term is no longer the group's, the
-    transaction fails (SQLSTATE 55000) and writes nothing.
+    transaction fails (SQLSTATE 55000) and writes nothing;
+  - both connections use libpq's keepalives and tcp_user_timeout, so that a
+    renewal sent to a server that vanished fails within ttl/3 and the worker
+    revokes itself before its lease can have run out.
 
 Run it (the connection comes from the PG* environment variables):
   PGHOST=... PGDATABASE=... python3 examples/python/leader_worker.py
@@ -71,20 +74,31 @@ class LeaderElector:
         self.term = None  # the term we lead, or None
         self.last_announced_term = 0  # on_new_leader fires once per term
         self.conn = None
-        self.events = queue.Queue()
+        self.events = queue.SimpleQueue()  # put() may be called from a signal handler
         self.stopping = False
 
     # ---- the connections ----
 
     def connect(self):
-        self.conn = psycopg.connect(autocommit=True, application_name=self.name)
+        self.conn = psycopg.connect(autocommit=True, application_name=self.name,
+                                    **self.liveness())
+
+    def liveness(self):
+        """libpq settings that bound how long a call may hang on a vanished server.
+
+        A renewal sent into a dead network fails after ttl/3 (tcp_user_timeout), so
+        this worker learns it may have lost its lease before the lease runs out;
+        keepalives do the same for an idle connection."""
+        probe = max(1, int(self.ttl / 9))
+        return {"keepalives": 1, "keepalives_idle": probe, "keepalives_interval": probe,
+                "keepalives_count": 3, "tcp_user_timeout": int(self.ttl * 1000 / 3)}
 
     def listen_forever(self, listening):
         """Thread: puts every leader_changed event of our group on self.events."""
         while not self.stopping:
             try:
-                with psycopg.connect(autocommit=True,
-                                     application_name=self.name + " listener") as conn:
+                with psycopg.connect(autocommit=True, application_name=self.name + " listener",
+                                     **self.liveness()) as conn:
                     conn.execute("LISTEN leader_changed")
                     listening.set()
                     # Events sent while we were away are lost: look again.
@@ -182,6 +196,11 @@ class LeaderElector:
                 self.revoke()
                 self.conn = None
                 time.sleep(RECONNECT_DELAY)
+            except psycopg.Error as e:
+                # Any other error (say, the server became a read-only standby): the
+                # session and its leadership, if any, go on; try again shortly.
+                print(f"error: {e}".strip(), file=sys.stderr, flush=True)
+                time.sleep(RECONNECT_DELAY)
         self.release()
 
     def release(self):
@@ -197,11 +216,21 @@ class LeaderElector:
         self.events.put({"event": "stop"})
 
 
+def positive_seconds(variable, default):
+    try:
+        value = float(os.environ.get(variable, default))
+    except ValueError:
+        value = 0
+    if not value > 0:
+        sys.exit(f"{variable} must be a positive number of seconds")
+    return value
+
+
 def main():
     group = os.environ.get("LEADER_GROUP", "example-worker")
-    ttl = float(os.environ.get("LEADER_TTL", "10"))
+    ttl = positive_seconds("LEADER_TTL", "10")
     name = os.environ.get("WORKER_NAME", f"{socket.gethostname()}-{os.getpid()}")
-    work_interval = float(os.environ.get("WORK_INTERVAL", "1"))
+    work_interval = positive_seconds("WORK_INTERVAL", "1")
 
     def work(conn, term):
         conn.execute(

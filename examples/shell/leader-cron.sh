@@ -15,10 +15,12 @@
 # LEADER_TTL must be longer than the cron period (twice is a good choice), or leadership
 # changes hands between runs. The job's database writes are fenced by the term: if the
 # job outlives its lease and another machine took over, they fail (SQLSTATE 55000) and
-# write nothing.
+# write nothing. All runs on one machine share its name, so a run that finds the
+# previous run on the same machine still going (its lock file held) exits at once.
 #
 # Environment: PG* (the connection), LEADER_GROUP (default nightly-report),
-# LEADER_TTL (seconds, default 120), WORKER_NAME (default: the host name).
+# LEADER_TTL (seconds, default 120), WORKER_NAME (default: the host name),
+# LOCK_FILE (default: leader-cron-GROUP.lock in TMPDIR or /tmp).
 # Output: "elected term=T" when this machine became leader (its previous run was not
 # leader of term T), "leader term=T" on later runs, "not leader: H leads" otherwise,
 # and "work term=T" once the job's fenced write has committed.
@@ -27,6 +29,13 @@ set -euo pipefail
 GROUP=${LEADER_GROUP:-nightly-report}
 TTL=${LEADER_TTL:-120}
 HOLDER=${WORKER_NAME:-$(hostname)}
+LOCK_FILE=${LOCK_FILE:-${TMPDIR:-/tmp}/leader-cron-$GROUP.lock}
+
+exec 9>>"$LOCK_FILE"
+if ! flock -n 9; then
+    echo "the previous run is still going"
+    exit 0
+fi
 
 PSQL=(psql -X -q -A -t -F ' ' -v ON_ERROR_STOP=1 -v group="$GROUP" -v holder="$HOLDER" -v ttl="$TTL")
 
@@ -35,13 +44,15 @@ PSQL=(psql -X -q -A -t -F ' ' -v ON_ERROR_STOP=1 -v group="$GROUP" -v holder="$H
 lease=$("${PSQL[@]}" <<'SQL'
 SELECT leader_try_acquire(:'group', make_interval(secs => :'ttl'), :'holder') AS won \gset
 \if :won
-SELECT term, acquired_at = renewed_at FROM leader_status WHERE group_name = :'group';
+SELECT term, acquired_at = renewed_at FROM leader_status
+ WHERE group_name = :'group' AND kind = 'named' AND holder = :'holder';
 \endif
 SQL
 )
 
 if [ -z "$lease" ]; then
-    echo "not leader: $("${PSQL[@]}" <<<"SELECT coalesce(leader_current(:'group'), 'nobody')") leads"
+    current=$("${PSQL[@]}" <<<"SELECT coalesce(leader_current(:'group'), 'nobody')")
+    echo "not leader: $current leads"
     exit 0
 fi
 read -r term is_new <<<"$lease"
