@@ -3,6 +3,7 @@
 // - settings():  the examples' environment variables, with their defaults.
 // - Listener:    one pg.Client that LISTENs on leader_changed and reconnects every second
 //                after its connection is lost.
+// - runPrinting: prints the events of an Elector and stops it on SIGTERM / SIGINT.
 // - Elector:     an EventEmitter that campaigns for one group of the `leader` extension,
 //                renews every ttl/3, runs fenced work while it leads, and emits
 //                  'elected'   (term)          it became leader of `term`
@@ -264,4 +265,29 @@ class Elector extends EventEmitter {
   }
 }
 
-module.exports = { settings, Listener, Elector };
+// Runs an example program: prints one line per event of `elector` (the examples'
+// output), starts it, and on SIGTERM or SIGINT stops it (releasing the leadership if it
+// holds it), calls `close` to end the program's connections, and exits 0.
+function runPrinting(elector, close) {
+  elector.on('elected', (term) => console.log(`elected term=${term}`));
+  elector.on('revoked', (term) => console.log(`revoked term=${term}`));
+  elector.on('newLeader', (term, holder) => console.log(`new-leader term=${term} holder=${holder}`));
+  elector.on('work', (term) => console.log(`work term=${term}`));
+
+  async function shutdown(signal) {
+    console.error(`${signal}: stepping down`);
+    try {
+      await elector.stop();
+      await close();
+    } catch (err) {
+      console.error(err.message);
+    }
+    process.exit(0);
+  }
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+
+  elector.start();
+}
+
+module.exports = { settings, Listener, Elector, runPrinting };

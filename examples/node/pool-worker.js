@@ -5,22 +5,29 @@
 // by release, leader_force_release or its TTL. So a crashed worker is replaced after
 // about the TTL, not at once; use worker.js's session-bound holder where that matters.
 // Renewals go through pool.query, fenced work through pool.connect(); the events come on
-// one dedicated pg.Client, since LISTEN needs a session of its own.
+// one dedicated pg.Client, since LISTEN needs a session of its own. Behind PgBouncer in
+// transaction pooling, LISTEN is lost: give that client a real session with
+// LEADER_LISTEN_URL, a connection URI to the server itself or to a session-pooled
+// database (default: the same PG* settings as the pool).
 //
 //   PGHOST=... PGDATABASE=... LEADER_GROUP=example-worker LEADER_TTL=10 node pool-worker.js
+//   PGHOST=pgbouncer PGPORT=6432 LEADER_LISTEN_URL=postgresql://db.internal/app node pool-worker.js
 //
 // Stdout: "elected term=T", "revoked term=T", "new-leader term=T holder=H", "work term=T".
 'use strict';
 
 const pg = require('pg');
-const { settings, Listener, Elector } = require('./elector');
+const { settings, Listener, Elector, runPrinting } = require('./elector');
 
 const { group, ttl, name, workInterval } = settings();
 
 // PG* environment variables give the connection settings.
 const pool = new pg.Pool({ application_name: name });
 pool.on('error', (err) => console.error(`idle pooled connection: ${err.message}`));
-const listener = new Listener({ application_name: name });
+const listener = new Listener({
+  application_name: name,
+  connectionString: process.env.LEADER_LISTEN_URL, // when unset, the PG* settings
+});
 
 const elector = new Elector({
   group,
@@ -44,23 +51,7 @@ const elector = new Elector({
   ),
 });
 
-elector.on('elected', (term) => console.log(`elected term=${term}`));
-elector.on('revoked', (term) => console.log(`revoked term=${term}`));
-elector.on('newLeader', (term, holder) => console.log(`new-leader term=${term} holder=${holder}`));
-elector.on('work', (term) => console.log(`work term=${term}`));
-
-async function shutdown(signal) {
-  console.error(`${signal}: stepping down`);
-  try {
-    await elector.stop(); // releases the leadership if it holds it
-    await listener.close();
-    await pool.end();
-  } catch (err) {
-    console.error(err.message);
-  }
-  process.exit(0);
-}
-process.once('SIGTERM', shutdown);
-process.once('SIGINT', shutdown);
-
-elector.start();
+runPrinting(elector, async () => {
+  await listener.close();
+  await pool.end();
+});

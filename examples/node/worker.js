@@ -10,7 +10,7 @@
 // Stdout: "elected term=T", "revoked term=T", "new-leader term=T holder=H", "work term=T".
 'use strict';
 
-const { settings, Listener, Elector } = require('./elector');
+const { settings, Listener, Elector, runPrinting } = require('./elector');
 
 const { group, ttl, name, workInterval } = settings();
 
@@ -32,22 +32,4 @@ const elector = new Elector({
   ),
 });
 
-elector.on('elected', (term) => console.log(`elected term=${term}`));
-elector.on('revoked', (term) => console.log(`revoked term=${term}`));
-elector.on('newLeader', (term, holder) => console.log(`new-leader term=${term} holder=${holder}`));
-elector.on('work', (term) => console.log(`work term=${term}`));
-
-async function shutdown(signal) {
-  console.error(`${signal}: stepping down`);
-  try {
-    await elector.stop(); // releases the leadership if it holds it
-    await session.close();
-  } catch (err) {
-    console.error(err.message);
-  }
-  process.exit(0);
-}
-process.once('SIGTERM', shutdown);
-process.once('SIGINT', shutdown);
-
-elector.start();
+runPrinting(elector, () => session.close());
