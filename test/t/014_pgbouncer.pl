@@ -33,8 +33,7 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 use LeaderTest;
-use File::Basename;
-use IPC::Run;
+use PgBouncer;
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -45,134 +44,19 @@ my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 
 # ---- PgBouncer ----
 
-# Debian's package installs it in /usr/sbin, which is not in every user's PATH.
-my ($pgbouncer) =
-  grep { -x $_ }
-  map  { "$_/pgbouncer" } (split(/:/, $ENV{PATH} // ''), '/usr/sbin',
-	'/usr/local/sbin');
-ok(defined $pgbouncer, 'the pgbouncer program is installed')
-  or die 'pgbouncer not found in PATH nor in /usr/sbin: '
-  . 'install it (Debian: apt-get install pgbouncer)';
-
 my $node = preloaded_node('server');
-my $user = $node->safe_psql('postgres', 'SELECT current_user');
 $node->safe_psql('postgres',
 	'CREATE TABLE ledger (term bigint NOT NULL, note text NOT NULL)');
 
 # The number of server connections PgBouncer may open to the database: small,
 # so that its clients share them.
 my $pool_size = 2;
+my $bouncer = PgBouncer->start_pgbouncer($node, pool_size => $pool_size);
 
-my $dir = PostgreSQL::Test::Utils::tempdir;
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-# The log goes next to the server's, where it outlives the test.
-my $bouncer_log = $PostgreSQL::Test::Utils::log_path . '/'
-  . basename($0, '.pl') . '_pgbouncer.log';
-my ($node_host, $node_port) = ($node->host, $node->port);
-
-# Clients connect without a password (auth_type trust needs the user in the
-# auth file all the same), and may use the admin console (database
-# "pgbouncer").  No server_reset_query_always: in transaction pooling a server
-# connection goes from client to client as it is.  No sanity-check query on a
-# server connection between clients (server_check_delay): nothing but the
-# test's statements runs on them.
-PostgreSQL::Test::Utils::append_to_file("$dir/userlist.txt", qq{"$user" ""\n});
-PostgreSQL::Test::Utils::append_to_file(
-	"$dir/pgbouncer.ini", qq{[databases]
-postgres = host=$node_host port=$node_port dbname=postgres
-postgres_session = host=$node_host port=$node_port dbname=postgres pool_mode=session
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $port
-unix_socket_dir =
-auth_type = trust
-auth_file = $dir/userlist.txt
-admin_users = $user
-pool_mode = transaction
-default_pool_size = $pool_size
-min_pool_size = 0
-reserve_pool_size = 0
-max_client_conn = 50
-server_check_delay = 3600
-logfile = $bouncer_log
-pidfile = $dir/pgbouncer.pid
-});
-
-# PgBouncer runs in the foreground as a child of this script, logging to its
-# log file only (-q); it is stopped by its pid at the end, or in the END block
-# if the test dies first.
-my $bouncer = IPC::Run::start([ $pgbouncer, '-q', "$dir/pgbouncer.ini" ],
-	'<', \undef, '>&', "$bouncer_log.stderr");
-my $bouncer_pid = $bouncer->{KIDS}[0]{PID};
-my $bouncer_running = 1;
-
-END
-{
-	# Keep the test's exit status: reaping the child sets $?.
-	local $?;
-	eval { $bouncer->kill_kill(grace => 5); } if $bouncer_running;
-}
-
-my $psql = $node->installed_command('psql');
-
-# A connection string for database $db through PgBouncer.
-sub bouncer_connstr
-{
-	my ($db, $appname) = @_;
-	return "host=127.0.0.1 port=$port dbname=$db user=$user"
-	  . " application_name=$appname";
-}
-
-# Run $sql in a psql of its own on database $db through PgBouncer; returns
-# (exit code, stdout, stderr).  Output is unaligned with a header line.
-sub bouncer_psql
-{
-	my ($db, $sql) = @_;
-	my ($out, $err) = ('', '');
-	IPC::Run::run(
-		[
-			$psql, '-X', '-A', '-q', '-P', 'footer=off',
-			'-d', bouncer_connstr($db, 'admin'),
-			'-c', $sql
-		],
-		'<', \undef, '>', \$out, '2>', \$err,
-		IPC::Run::timeout($timeout));
-	return ($? >> 8, $out, $err);
-}
-
-# The rows of the admin console's SHOW $what, as hashes by column name.
-sub bouncer_show
-{
-	my ($what) = @_;
-	my ($rc, $out, $err) = bouncer_psql('pgbouncer', "SHOW $what");
-	die "SHOW $what failed: $err" if $rc;
-	my ($header, @lines) = split /\n/, $out;
-	my @columns = split /\|/, $header, -1;
-	my @rows;
-	foreach my $line (@lines)
-	{
-		my %row;
-		@row{@columns} = split /\|/, $line, -1;
-		push @rows, \%row;
-	}
-	return @rows;
-}
-
-# Wait until PgBouncer answers on its port.
-{
-	my $deadline = time + $timeout;
-	until ((bouncer_psql('pgbouncer', 'SHOW VERSION'))[0] == 0)
-	{
-		die "pgbouncer did not start; see $bouncer_log"
-		  if time > $deadline || !$bouncer->pumpable;
-		usleep(50_000);
-	}
-}
-like((bouncer_psql('pgbouncer', 'SHOW VERSION'))[1],
+like(($bouncer->run_psql('pgbouncer', 'SHOW VERSION'))[1],
 	qr/PgBouncer \d+\.\d+/, 'pgbouncer answers on its admin console');
 my ($mode) =
-  map { $_->{value} } grep { $_->{key} eq 'pool_mode' } bouncer_show('CONFIG');
+  map { $_->{value} } grep { $_->{key} eq 'pool_mode' } $bouncer->show('CONFIG');
 is($mode, 'transaction', 'pgbouncer pools by transaction');
 
 # A background psql through PgBouncer on its database $db (default postgres),
@@ -185,7 +69,7 @@ sub bouncer_session
 		'postgres',
 		on_error_stop => 0,
 		extra_params =>
-		  [ '-d', bouncer_connstr($db // 'postgres', $appname) ]);
+		  [ '-d', $bouncer->connstr($db // 'postgres', $appname) ]);
 	$s->query_safe('\set VERBOSITY verbose');
 	return $s;
 }
@@ -387,7 +271,7 @@ is_deeply(
 sub bouncer_clients
 {
 	my ($appname) = @_;
-	my @rows = bouncer_show('CLIENTS');
+	my @rows = $bouncer->show('CLIENTS');
 	die 'SHOW CLIENTS has no column application_name'
 	  unless @rows && exists $rows[0]{application_name};
 	return scalar grep { $_->{application_name} eq $appname } @rows;
@@ -469,7 +353,7 @@ my $via_output = '';
 sub dropped_notifications
 {
 	my @lines = grep { /got packet 'A' from server when not linked/ }
-	  split /\n/, slurp_file($bouncer_log);
+	  split /\n/, slurp_file($bouncer->{log});
 	return scalar @lines;
 }
 my $dropped_before = dropped_notifications();
@@ -591,8 +475,6 @@ is_deeply(
 $_->quit foreach ($app, $other, $via, $sess_listener, @pinners);
 $listener->quit;
 # kill_kill sends SIGTERM and answers whether it needed SIGKILL after it.
-ok(!$bouncer->kill_kill(grace => $timeout),
-	"pgbouncer (pid $bouncer_pid) stops on SIGTERM");
-$bouncer_running = 0;
+ok($bouncer->stop, "pgbouncer (pid $bouncer->{pid}) stops on SIGTERM");
 $node->stop;
 done_testing();
