@@ -6,7 +6,8 @@
 #   2. builds the extension ("make"; the Makefile turns warnings into errors) and installs
 #      it ("make install") into the PostgreSQL that pg_config names;
 #   3. copies the source tree into a fresh temporary directory owned by the unprivileged
-#      OS user "postgres" (PostgreSQL refuses to run as root) and runs the Makefile's
+#      OS user "postgres" (PostgreSQL refuses to run as root), installs the Node.js
+#      examples' dependencies there (npm ci), and runs the Makefile's
 #      "installcheck" there as that user, one suite at a time so that a failing suite
 #      does not hide the results of the others:
 #        pg_regress (sql/, expected/), pg_isolation_regress (test/specs, test/expected)
@@ -122,6 +123,10 @@ if command -v git >/dev/null && git_root rev-parse --is-inside-work-tree >/dev/n
 else
     cp -a "$ROOT/." "$COPY/"
 fi
+# The Node.js examples' dependencies, from the npm registry as package-lock.json pins
+# them (installed here, as root, with the caller's network settings).
+log "installing the Node.js examples' dependencies (npm ci)"
+npm ci --no-audit --no-fund --prefix "$COPY/examples/node" </dev/null
 chown -R postgres:postgres "$WORK"
 chmod 0700 "$WORK"
 

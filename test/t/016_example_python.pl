@@ -13,8 +13,7 @@ use ExampleTest;
 use LeaderTest;
 use Test::More;
 
-my $node = preloaded_node('example_python');
-$node->safe_psql('postgres', '\i ' . example_path('schema.sql'));
+my $node = example_node('example_python');
 
 # Debian's python3, which has python3-psycopg (another python3 may come first
 # on PATH).

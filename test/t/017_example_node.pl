@@ -1,15 +1,18 @@
 # The Node.js examples (examples/node, node-postgres from npm), each run as
 # three copies against a live server, through ExampleTest's
 # check_worker_example: one leader among three; failover when the leader is
-# killed, stopped, forced out and (session-bound) terminated; elected,
-# revoked and newLeader callbacks once per change; fenced work by the leader
-# of each term alone.
+# killed, frozen, stopped, forced out and (session-bound) terminated;
+# elected, revoked and newLeader callbacks once per change; fenced work by
+# the leader of each term alone.
 #   - worker.js: a pg.Client whose session holds the leadership; a killed
 #     leader's session ends and the next copy takes over at once (vacated);
 #   - pool-worker.js: a pg.Pool application with a named holder, renewed from
-#     whichever pooled connection; a killed leader's lease expires (expired).
-# The examples' dependencies are installed with "npm ci" first if they are
-# not there yet (from the npm registry, as package-lock.json pins them).
+#     whichever pooled connection; a killed leader's lease expires (expired);
+#     run once connected to the server, and once through PgBouncer in
+#     transaction pooling, with its LISTEN connection (LEADER_LISTEN_URL)
+#     going to the server directly.
+# The test command installs the examples' dependencies (npm ci); run alone,
+# this test runs "npm ci" itself if they are missing.
 use strict;
 use warnings;
 
@@ -18,21 +21,20 @@ use lib $FindBin::RealBin;
 use ExampleTest;
 use IPC::Run;
 use LeaderTest;
+use PgBouncer;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $dir = example_path('node');
 unless (-d "$dir/node_modules/pg")
 {
-	local $ENV{npm_config_cache} = PostgreSQL::Test::Utils::tempdir() . '/npm-cache';
 	my ($out, $err) = ('', '');
 	IPC::Run::run([ 'npm', 'ci', '--no-audit', '--no-fund', '--prefix', $dir ],
 		'<', \undef, '>', \$out, '2>', \$err)
-	  or BAIL_OUT("npm ci failed in examples/node:\n$out$err");
+	  or die "npm ci failed in examples/node:\n$out$err";
 }
 
-my $node = preloaded_node('example_node');
-$node->safe_psql('postgres', '\i ' . example_path('schema.sql'));
+my $node = example_node('example_node');
 
 check_worker_example(
 	$node,
@@ -46,7 +48,27 @@ check_worker_example(
 	label => 'node-pool',
 	command => [ 'node', "$dir/pool-worker.js" ],
 	named => 1,
-	ttl => 2);
+	ttl => 4);
+
+my $bouncer = PgBouncer->start_pgbouncer($node, pool_size => 3);
+check_worker_example(
+	$node,
+	label => 'node-pgbouncer',
+	command => [ 'node', "$dir/pool-worker.js" ],
+	named => 1,
+	ttl => 4,
+	env => {
+		PGHOST => '127.0.0.1',
+		PGPORT => $bouncer->{port},
+		LEADER_LISTEN_URL => 'postgresql:///postgres?host='
+		  . $node->host
+		  . '&port='
+		  . $node->port
+	});
+my ($stats) = grep { $_->{database} eq 'postgres' } $bouncer->show('STATS');
+cmp_ok($stats->{total_xact_count}, '>', 0,
+	'the copies\' transactions went through PgBouncer');
+ok($bouncer->stop, 'pgbouncer stops on SIGTERM');
 
 $node->stop;
 done_testing();

@@ -12,18 +12,23 @@ use FindBin;
 use lib $FindBin::RealBin;
 use ExampleTest;
 use LeaderTest;
+use List::Util qw(uniq);
+use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
 
-my $node = preloaded_node('example_shell');
-$node->safe_psql('postgres', '\i ' . example_path('schema.sql'));
+my $node = example_node('example_shell');
 my $group = 'example-shell';
 my $listener = listen_leader_changed($node, 'postgres');
 
-# "cron": the job every half second; the lease lasts 2 s.
-my @cron = ('bash', '-c', 'while :; do bash "$0"; sleep 0.5; done',
-	example_path('shell/leader-cron.sh'));
-my %settings = (LEADER_GROUP => $group, LEADER_TTL => 2);
+# "cron": the job every half second, each machine with a lock file of its
+# own; the lease lasts 5 s.
+my $locks = PostgreSQL::Test::Utils::tempdir;
+my @cron = (
+	'bash', '-c',
+	'while :; do LOCK_FILE="$1/$WORKER_NAME.lock" bash "$0"; sleep 0.5; done',
+	example_path('shell/leader-cron.sh'), $locks);
+my %settings = (LEADER_GROUP => $group, LEADER_TTL => 5);
 my @machines = map { start_copy($node, $_, \@cron, %settings) } qw(shell-a shell-b shell-c);
 
 # Runs of a machine that led, as [term, kind]; and names it said lead.
@@ -47,15 +52,15 @@ stop_copy($leader, 'KILL');
 my $killed_at = time;
 my ($next, $next_term) =
   wait_for_line(\@others, qr/elected term=(\d+)/, 'a leader after the kill');
-note(sprintf('takeover %.1f s after the kill (lease: 2 s, cron: 0.5 s)', time - $killed_at));
+note(sprintf('takeover %.1f s after the kill (lease: 5 s, cron: 0.5 s)', time - $killed_at));
 cmp_ok($next_term, '>', $term, 'the new leader has a higher term');
 wait_for_line([$next], qr/work term=$next_term/, 'the new leader runs the job');
 my ($last) = grep { $_ != $next } @others;
 wait_for_line([$last], qr/not leader: \Q$next->{name}\E leads/,
 	'the third machine sees the new leader');
 
-stop_copy($_, 'TERM') foreach @others;
 my @events = grep { $_->{group} eq $group } events_so_far($node, 'postgres', $listener);
+stop_copy($_, 'TERM') foreach @others;
 is( join(' ', map { "$_->{event} $_->{term} $_->{holder}" } @events),
 	"acquired $term $leader->{name} expired $term $leader->{name} "
 	  . "acquired $next_term $next->{name}",
@@ -78,4 +83,3 @@ $listener->quit;
 $node->stop;
 done_testing();
 
-sub uniq { my %seen; return grep { !$seen{$_}++ } @_ }

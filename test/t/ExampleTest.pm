@@ -1,15 +1,17 @@
 # ExampleTest: runs the programs of examples/ as their users would, and checks
 # what they print.  It owns
+#   - a node for the examples, which checks that their work is fenced
+#     (example_node);
 #   - copies of an example program, started with the connection and settings
 #     of the examples' shared contract in their environment, and whose output
 #     lines are read as they come (start_copy, read_copies, wait_for_line,
 #     lines_of, stop_copy);
 #   - the scenario every leader-only worker example must pass
 #     (check_worker_example): three copies elect one leader; killing it,
-#     stopping it, forcing its release and (session-bound holders)
-#     terminating its session each hand the group on; every callback fires
-#     once per change; the fenced work of each term is done by its leader
-#     alone.
+#     freezing it past its TTL, stopping it, forcing its release and
+#     (session-bound holders) terminating its session each hand the group on;
+#     every callback fires once per change; the fenced work of each term is
+#     done by its leader alone, and never after a later term's began.
 #
 # The examples' contract (examples/README.md): the connection comes from
 # PGHOST, PGPORT, PGDATABASE and PGUSER; LEADER_GROUP, LEADER_TTL (seconds),
@@ -32,6 +34,7 @@ use Time::HiRes qw(time usleep);
 
 our @EXPORT = qw(
   example_path
+  example_node
   start_copy
   read_copies
   wait_for_line
@@ -45,6 +48,34 @@ sub example_path
 {
 	my ($file) = @_;
 	return "$FindBin::RealBin/../../examples/$file";
+}
+
+# A started node named $name with the library preloaded, the extension and
+# the examples' table (examples/schema.sql) created in database postgres, and
+# a trigger on that table that refuses a row whose transaction does not hold
+# a fence: the lock leader_fence takes (RowShareLock in the extension's group
+# lock space, LEADER_LOCKSPACE_GROUP in src/leader.h).  An example that wrote
+# its work unfenced would fail there, and never print "work".
+sub example_node
+{
+	my ($name) = @_;
+	my $node = preloaded_node($name);
+	$node->safe_psql('postgres', '\i ' . example_path('schema.sql'));
+	$node->safe_psql('postgres', q{
+		CREATE FUNCTION example_work_fenced() RETURNS trigger
+		LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NOT EXISTS (SELECT FROM pg_locks
+			               WHERE locktype = 'advisory' AND objsubid = 19526
+			                 AND mode = 'RowShareLock' AND granted
+			                 AND pid = pg_backend_pid()) THEN
+				RAISE EXCEPTION 'work of term % written without leader_fence', NEW.term;
+			END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER example_work_fenced BEFORE INSERT ON example_work
+		FOR EACH ROW EXECUTE FUNCTION example_work_fenced();});
+	return $node;
 }
 
 # Start one copy of @$command named $name, connected to database postgres of
@@ -77,22 +108,20 @@ sub read_copies
 	return;
 }
 
-# Wait until one of @$copies has printed a line matching $re; returns that
-# copy and the line's captures.  Dies after the harness's default timeout,
-# showing what the copies printed.
-sub wait_for_line
+# Wait until &$found($copy) returns a list for one of @$copies; returns that
+# copy and the list.  Dies after the harness's default timeout, showing what
+# the copies printed.
+sub wait_for
 {
-	my ($copies, $re, $what) = @_;
+	my ($copies, $found, $what) = @_;
 	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
 	while (1)
 	{
 		read_copies(@$copies);
 		foreach my $copy (@$copies)
 		{
-			if (my @captures = $copy->{out} =~ /^$re$/m)
-			{
-				return ($copy, @captures);
-			}
+			my @result = $found->($copy);
+			return ($copy, @result) if @result;
 		}
 		if (time > $deadline)
 		{
@@ -101,6 +130,14 @@ sub wait_for_line
 		}
 		usleep(10_000);
 	}
+}
+
+# Wait until one of @$copies has printed a line matching $re; returns that
+# copy and the line's captures.
+sub wait_for_line
+{
+	my ($copies, $re, $what) = @_;
+	return wait_for($copies, sub { $_[0]{out} =~ /^$re$/m }, $what);
 }
 
 # The captures of every line of $copy's output that matches $re, in order
@@ -116,12 +153,33 @@ sub lines_of
 	return @found;
 }
 
+# Whether process $pid (a child not reaped yet) has exited: it is a zombie,
+# or gone.
+sub exited
+{
+	my ($pid) = @_;
+	open(my $stat, '<', "/proc/$pid/stat") or return 1;
+	return <$stat> =~ /^\d+ \(.*\) Z /;
+}
+
 # Send $signal to $copy and wait for it to exit; returns its exit status
-# (or 128 + the signal that ended it).
+# (or 128 + the signal that ended it).  A copy still running after the
+# harness's default timeout is killed, and the test dies.
 sub stop_copy
 {
 	my ($copy, $signal) = @_;
 	kill($signal, $copy->{pid});
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	until (exited($copy->{pid}))
+	{
+		read_copies($copy);
+		if (time > $deadline)
+		{
+			$copy->{run}->kill_kill;
+			die "$copy->{name} did not exit after SIG$signal";
+		}
+		usleep(10_000);
+	}
 	$copy->{run}->finish;
 	my $status = $copy->{run}->full_result;
 	return ($status & 127) ? 128 + ($status & 127) : $status >> 8;
@@ -145,30 +203,16 @@ sub kinds
 sub wait_for_new_leader
 {
 	my ($candidates, $above, $what) = @_;
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	while (1)
-	{
-		read_copies(@$candidates);
-		foreach my $copy (@$candidates)
-		{
-			foreach my $term (lines_of($copy, qr/elected term=(\d+)/))
-			{
-				return ($copy, $term) if $term > $above;
-			}
-		}
-		if (time > $deadline)
-		{
-			diag("$_->{name} printed:\n$_->{out}\n$_->{err}") foreach @$candidates;
-			die "timed out waiting for $what";
-		}
-		usleep(10_000);
-	}
+	return wait_for($candidates,
+		sub { grep { $_ > $above } lines_of($_[0], qr/elected term=(\d+)/) },
+		$what);
 }
 
 # The scenario of a leader-only worker example (see the file header).
 # %args: label (names the group and the assertions), command (the program,
 # an array), named (true: it uses a named holder, its name; false: its
-# session, "NAME (pid N)"), ttl (seconds).
+# session, "NAME (pid N)"), ttl (seconds), env (more environment variables
+# for the copies, overriding the connection's).
 sub check_worker_example
 {
 	my ($node, %args) = @_;
@@ -177,7 +221,8 @@ sub check_worker_example
 	my %settings = (
 		LEADER_GROUP => $group,
 		LEADER_TTL => $args{ttl},
-		WORK_INTERVAL => '0.2');
+		WORK_INTERVAL => '0.2',
+		%{ $args{env} // {} });
 	my $listener = listen_leader_changed($node, 'postgres');
 	my @events;
 	my $ending_events = sub {
@@ -219,7 +264,32 @@ sub check_worker_example
 		  . ($args{named} ? 'at its expiry' : 'with its session'));
 	($leader, $term) = ($next, $next_term);
 
+	# A frozen leader: SIGSTOP past its TTL.  Its lease expires and the other
+	# copy takes over; thawed, the old leader is revoked once, and the
+	# fencing keeps its work out of the new term.
+	my ($other) = grep { $_ != $leader } @alive;
+	wait_for_line([$_], qr/new-leader term=$term holder=.*/,
+		"$label: $_->{name} told of the leader after the kill")
+	  foreach @alive;
+	wait_for_line([$leader], qr/work term=$term/, "$label: the new leader works");
+	my ($frozen, $frozen_term) = ($leader, $term);
+	kill('STOP', $frozen->{pid});
+	($leader, $term) = wait_for_new_leader([$other], $term,
+		"$label: a leader while the old one is frozen");
+	@ended = $ending_events->();
+	is(kinds($ended[-1]), "expired $frozen_term",
+		"$label: the frozen leader's lease expires");
+	wait_for_line([$leader], qr/work term=$term/,
+		"$label: the new leader works while the old one is frozen");
+	kill('CONT', $frozen->{pid});
+	wait_for_line([$frozen], qr/revoked term=$frozen_term/,
+		"$label: the thawed leader is revoked");
+	wait_for_line([$frozen], qr/new-leader term=$term holder=.*/,
+		"$label: the thawed leader is told of the new one");
+
 	# Handover: the leader is stopped.
+	wait_for_line([$leader], qr/new-leader term=$term holder=.*/,
+		"$label: the leader told of itself");
 	is(stop_copy($leader, 'TERM'), 0, "$label: a stopped leader exits 0");
 	like($leader->{out}, qr/revoked term=$term\n\z/,
 		"$label: a stopped leader says it was revoked");
@@ -252,6 +322,8 @@ sub check_worker_example
 		is($ended[-1]{event}, 'vacated', "$label: the terminated session is announced");
 	}
 	wait_for_line([$leader], qr/work term=$term/, "$label: the last leader works");
+	wait_for_line([$leader], qr/new-leader term=$term holder=.*/,
+		"$label: the last leader told of itself");
 	is(stop_copy($leader, 'TERM'), 0, "$label: the last copy exits 0");
 	$ending_events->();
 
@@ -313,6 +385,12 @@ sub check_callbacks
 			  . ($args->{named} ? 'name' : 'session'));
 	}
 
+	is( $node->safe_psql('postgres', qq{
+			WITH t AS (SELECT term, min(done_at) AS first, max(done_at) AS last
+			           FROM example_work WHERE group_name = '$group' GROUP BY term)
+			SELECT string_agg(a.term || ' after ' || b.term, ', ')
+			FROM t AS a JOIN t AS b ON b.term > a.term AND a.last > b.first}),
+		'', "$label: no work of a term was done after a later term's began");
 	foreach my $row (split /\n/, $node->safe_psql('postgres', qq{
 		SELECT term, string_agg(DISTINCT worker, ' ') FROM example_work
 		WHERE group_name = '$group' GROUP BY term ORDER BY term}))
