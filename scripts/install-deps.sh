@@ -8,7 +8,10 @@
 # "apt-get update" and "apt-get install". Output is quiet: apt's log goes to a
 # temporary file that is printed only if something fails.
 #
-# Usage (as root): bash scripts/install-deps.sh
+# Usage (as root): bash scripts/install-deps.sh [--tests]
+#   --tests  also what only the test command needs (PgBouncer, network namespaces,
+#            Node.js, the Debian packaging tools), which the demo and the benchmarks
+#            do without.
 set -euo pipefail
 
 PACKAGES=(
@@ -22,21 +25,32 @@ PACKAGES=(
     python3                    # the demo picks a free port with it
     python3-psycopg            # the fault-injection run and the benchmarks (Debian's python3)
     procps                     # ps, pgrep
-    pgbouncer                  # the test of transaction pooling (test/t/014_pgbouncer.pl)
+    ca-certificates
+)
+
+TEST_PACKAGES=(
+    pgbouncer                  # the tests of transaction pooling (test/t/014, 017)
     iproute2                   # network namespaces for the test of silent hosts (test/liveness)
     debhelper                  # builds the Debian package (scripts/test-package.sh) ...
     postgresql-server-dev-all  # ... with pg_buildext's debhelper sequence (dh --with pgxs_loop)
     libpq-dev                  # ... whose Build-Depends name libpq's headers
     lintian                    # checks the Debian package
-    ca-certificates
 )
-
 # Node.js and npm run the Node.js examples (examples/node); Debian's packages unless
 # the machine already has both commands (from another source, which Debian's npm package
 # would conflict with).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    PACKAGES+=(nodejs npm)
+    TEST_PACKAGES+=(nodejs npm)
 fi
+
+case "${1:-}" in
+    --tests) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
+    "") ;;
+    *)
+        echo "usage: install-deps.sh [--tests]" >&2
+        exit 2
+        ;;
+esac
 
 # Names of the wanted packages that are not fully installed yet.
 missing_packages() {

@@ -94,7 +94,7 @@ finish() {
 
 # --- 1. dependencies (and the OS user postgres) -------------------------------------------
 log "installing dependencies"
-bash "$ROOT/scripts/install-deps.sh"
+bash "$ROOT/scripts/install-deps.sh" --tests
 
 # --- the temporary directory, and cleanup -------------------------------------------------
 # shellcheck source=scripts/stop-servers.sh

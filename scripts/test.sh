@@ -44,7 +44,7 @@ SUITE_TIMEOUT=${LEADER_TEST_TIMEOUT:-1800}
 log() { printf '\n=== %s\n' "$*"; }
 
 log "installing dependencies"
-bash "$ROOT/scripts/install-deps.sh"
+bash "$ROOT/scripts/install-deps.sh" --tests
 
 PG_CONFIG=${PG_CONFIG:-$(command -v pg_config || true)}
 if [ -z "$PG_CONFIG" ] || ! PG_BINDIR=$("$PG_CONFIG" --bindir) || [ -z "$PG_BINDIR" ]; then
