@@ -138,6 +138,18 @@ event_node() { sed -n 's/.* acquired by "\([^ "]*\) (pid [0-9]*)".*/\1/p' <<<"$E
 # The term in $EVENT.
 event_term() { sed -n 's/.*term \([0-9]*\).*/\1/p' <<<"$EVENT"; }
 
+# wait_new_leader [EXCEPT]: waits for the next "acquired" event and sets NEW_LEADER,
+# NEW_TERM and NEW_MS (when it arrived); dies unless the new leader is a running candidate
+# other than EXCEPT.
+wait_new_leader() {
+    wait_event ' acquired by '
+    NEW_MS=$(event_ms)
+    NEW_LEADER=$(event_node)
+    NEW_TERM=$(event_term)
+    [ -n "${PID[$NEW_LEADER]:-}" ] && [ "$NEW_LEADER" != "${1:-}" ] ||
+        die "unexpected leader in: $EVENT"
+}
+
 # --- 1. dependencies, build, server ---------------------------------------------------------
 START_MS=$(now_ms)
 step "Setting up"
@@ -208,10 +220,8 @@ for n in "${NODES[@]}"; do
     PID[$n]=$!
 done
 say "started node-a (pid ${PID[node-a]}), node-b (pid ${PID[node-b]}), node-c (pid ${PID[node-c]}); the server elects one:"
-wait_event ' acquired by '
-LEADER1=$(event_node)
-TERM1=$(event_term)
-[ -n "${PID[$LEADER1]:-}" ] || die "unexpected leader in: $EVENT"
+wait_new_leader
+LEADER1=$NEW_LEADER TERM1=$NEW_TERM
 say "$LEADER1 leads with term $TERM1 and runs the heartbeat; the other two wait, woken by the server, not polling"
 sleep 1.6
 
@@ -224,11 +234,8 @@ unset "PID[$LEADER1]"
 say "its session ends and the kernel kills its heartbeat; the server's worker vacates term $TERM1 and wakes a candidate:"
 wait_event "term $TERM1 .* vacated"
 T_VACATED=$(event_ms)
-wait_event ' acquired by '
-T_ACQUIRED=$(event_ms)
-LEADER2=$(event_node)
-TERM2=$(event_term)
-[ -n "${PID[$LEADER2]:-}" ] || die "unexpected leader in: $EVENT"
+wait_new_leader
+T_ACQUIRED=$NEW_MS LEADER2=$NEW_LEADER TERM2=$NEW_TERM
 say "failover: $((T_ACQUIRED - T_KILL)) ms from kill to new leader ($LEADER2, term $TERM2); vacated after $((T_VACATED - T_KILL)) ms, not after the 2 s TTL"
 sleep 1.6
 
@@ -238,11 +245,8 @@ T_TERM=$(now_ms)
 kill -TERM "${PID[$LEADER2]}"
 wait_event "term $TERM2 .* released"
 T_RELEASED=$(event_ms)
-wait_event ' acquired by '
-T_ACQUIRED=$(event_ms)
-LEADER3=$(event_node)
-TERM3=$(event_term)
-[ -n "${PID[$LEADER3]:-}" ] && [ "$LEADER3" != "$LEADER2" ] || die "unexpected leader in: $EVENT"
+wait_new_leader "$LEADER2"
+T_ACQUIRED=$NEW_MS LEADER3=$NEW_LEADER TERM3=$NEW_TERM
 rc=0
 wait "${PID[$LEADER2]}" 2>/dev/null || rc=$?
 unset "PID[$LEADER2]"
