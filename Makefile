@@ -5,7 +5,6 @@
 #   make installcheck         pg_regress, isolation and TAP tests, each on a
 #                             temporary instance of the installed server
 EXTENSION = leader
-EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
 
 MODULE_big = leader
 OBJS = \
@@ -16,6 +15,7 @@ OBJS = \
 	src/holder.o \
 	src/session_lock.o \
 	src/lease_store.o \
+	src/group_capacity.o \
 	src/events.o \
 	src/election.o \
 	src/waiting.o \
@@ -27,9 +27,9 @@ OBJS = \
 	src/database_commands.o \
 	src/functions.o
 
-DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = sql/$(EXTENSION)--1.0.sql sql/$(EXTENSION)--1.0--1.1.sql
 
-REGRESS = setup functions bad_input privileges events
+REGRESS = setup functions bad_input privileges events table_shape group_capacity upgrade
 REGRESS_OPTS = --temp-instance=./tmp_check_regress
 
 ISOLATION = acquire_race renew_vs_takeover release_vs_acquire rollback \

@@ -25,7 +25,7 @@
 
 #include <libpq-fe.h>
 
-#define PG_LEADER_VERSION "1.0"
+#define PG_LEADER_VERSION "1.1"
 
 /* Exit codes of pg_leader itself ("run" otherwise exits with its command's). */
 #define EXIT_OK				0

@@ -13,7 +13,7 @@
 #      any is missing, and builds the source and binary packages in the copy
 #      ("dpkg-buildpackage -us -uc");
 #   5. runs lintian on the result and shows its output (only errors fail);
-#   6. checks that the .deb contains leader.so, leader.control, the SQL script and
+#   6. checks that the .deb contains leader.so, leader.control, the SQL scripts and
 #      pg_leader, installs it with apt-get (over files that "make install" put at the same
 #      paths, and over an installed copy of the same version), and checks the installed
 #      package with "dpkg --verify", "dpkg -L" and "dpkg -S";
@@ -277,7 +277,7 @@ fi
 PKGLIBDIR=/usr/lib/postgresql/$PGVERSION/lib
 EXTDIR=/usr/share/postgresql/$PGVERSION/extension
 SHIPPED=("$PKGLIBDIR/leader.so" "$EXTDIR/leader.control"
-    "$EXTDIR/leader--$CONTROL_VERSION.sql" "$PG_BINDIR/pg_leader")
+    "$EXTDIR/leader--1.0.sql" "$EXTDIR/leader--1.0--$CONTROL_VERSION.sql" "$PG_BINDIR/pg_leader")
 dpkg-deb -c "$DEB" | awk '{ sub(/^\./, "", $6); print $6 }' >"$SRC_DIR/deb-contents"
 deb_complete=1
 for f in "${SHIPPED[@]}"; do

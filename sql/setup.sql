@@ -21,11 +21,24 @@ ORDER BY 1::text;
 \d leader_lease
 \d leader_status
 
--- The install script has no CREATE OR REPLACE or IF NOT EXISTS, qualifies
--- what it creates with @extschema@, and starts with the \echo guard.
-SELECT script ~ '^/\*[^\n]*\*/\s*\\echo Use "CREATE EXTENSION leader"' AS has_echo_guard,
+-- The install and upgrade scripts have no CREATE OR REPLACE or IF NOT
+-- EXISTS, qualify what they create, alter, drop or index with @extschema@,
+-- and start with the \echo guard.
+SELECT file,
+       script ~ '^/\*[^\n]*\*/\s*\\echo Use "(CREATE|ALTER) EXTENSION leader' AS has_echo_guard,
        script !~* 'create\s+or\s+replace' AS no_create_or_replace,
        script !~* 'if\s+not\s+exists' AS no_if_not_exists,
-       script !~* 'create\s+(table|function|view)\s+(?!@extschema@\.)' AS creates_qualified
-FROM (SELECT pg_read_file(setting || '/extension/leader--1.0.sql') AS script
-      FROM pg_config WHERE name = 'SHAREDIR') s;
+       script !~* '(create|alter|drop)\s+(table|function|view)\s+(?!@extschema@\.)'
+           AND script !~* 'create\s+index\s+\w+\s+on\s+(?!@extschema@\.)' AS qualified
+FROM (SELECT file, pg_read_file(setting || '/extension/' || file) AS script
+      FROM pg_config, unnest(ARRAY['leader--1.0.sql', 'leader--1.0--1.1.sql']) AS file
+      WHERE name = 'SHAREDIR') s
+ORDER BY file;
+
+-- There is no leader--1.1.sql: version 1.1 is installed as 1.0 and the
+-- upgrade, so that each object has one definition.
+SELECT pg_stat_file(setting || '/extension/leader--1.1.sql', true) IS NULL AS no_1_1_script
+FROM pg_config WHERE name = 'SHAREDIR';
+SELECT pg_catalog.array_agg(source || '->' || target ORDER BY source, target) AS paths
+FROM pg_extension_update_paths('leader') WHERE path IS NOT NULL;
+SELECT name, version FROM pg_available_extension_versions WHERE name = 'leader' ORDER BY version;

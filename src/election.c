@@ -115,17 +115,6 @@ ending_event(LeaseState state)
 	return state == LEASE_EXPIRED ? "expired" : "vacated";
 }
 
-static void
-check_group_capacity(LeaseStore *store, const char *group)
-{
-	if (lease_store_has_at_least(store, leader_max_groups))
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("cannot create group \"%s\": the database has reached leader.max_groups (%d)",
-						group, leader_max_groups),
-				 errhint("Reuse an existing group name, or have an administrator raise leader.max_groups.")));
-}
-
 /*
  * The lowest term a new leadership may take on this WAL timeline: terms of
  * timeline N start at (N - 1) * 2^32.  A standby promoted to a new timeline
@@ -145,7 +134,12 @@ lease_start(LeaseStore *store, LeaseRow *row, const LeaderCaller *caller,
 			int64 ttl_usecs, TimestampTz now)
 {
 	if (!row->found)
-		check_group_capacity(store, row->group);
+	{
+		/* a group created anew starts above every reclaimed group's term */
+		group_capacity_make_room(store, row->group, caller->role);
+		row->term = lease_store_term_floor(store);
+		row->creator = caller->role;
+	}
 	if (row->term == PG_INT64_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),

@@ -49,11 +49,13 @@
  */
 #define LEADER_LOCKSPACE_HOLDER		0x4C45	/* 19525: a holder's liveness */
 #define LEADER_LOCKSPACE_GROUP		0x4C46	/* 19526: a group's change lock */
+#define LEADER_LOCKSPACE_TERM_FLOOR	0x4C54	/* 19540: the database's term floor */
 
 /* ---- settings (settings.c) ---- */
 extern int	leader_default_ttl_ms;
 extern int	leader_max_ttl_ms;
 extern int	leader_max_groups;
+extern int	leader_max_groups_per_role;
 extern int	leader_poll_interval_ms;
 extern void leader_define_settings(void);
 
@@ -92,6 +94,7 @@ typedef struct LeaseRow
 	ItemPointerData tid;		/* its current version */
 	char	   *group;
 	int64		term;			/* last term handed out; 0 for a new group */
+	Oid			creator;		/* the role that created the row, if known */
 	bool		held;			/* a leadership is recorded (holder not null) */
 	LeaderHolderKind kind;
 	char	   *holder;
@@ -110,7 +113,17 @@ extern LeaseStore *lease_store_open(Oid ext_namespace, LOCKMODE lockmode);
 extern void lease_store_close(LeaseStore *store);
 extern void lease_store_read(LeaseStore *store, const char *group, LeaseRow *row);
 extern void lease_store_write(LeaseStore *store, LeaseRow *row);
-extern bool lease_store_has_at_least(LeaseStore *store, int64 n);
+extern void lease_store_delete(LeaseStore *store, LeaseRow *row);
+extern bool lease_store_has_at_least(LeaseStore *store, Oid creator, int64 n);
+
+typedef bool (*LeaseVisitor) (const LeaseRow *row, void *arg);
+extern void lease_store_visit_vacant(LeaseStore *store, Oid creator,
+									 LeaseVisitor visit, void *arg);
+extern int64 lease_store_term_floor(LeaseStore *store);
+extern void lease_store_raise_term_floor(LeaseStore *store, int64 term);
+
+/* ---- how many groups there may be (group_capacity.c) ---- */
+extern void group_capacity_make_room(LeaseStore *store, const char *group, Oid role);
 
 /* ---- per-group change lock (group_lock.c) ---- */
 typedef enum GroupLockMode

@@ -10,6 +10,7 @@
 int			leader_default_ttl_ms = 15000;
 int			leader_max_ttl_ms = 24 * 60 * 60 * 1000;
 int			leader_max_groups = 10000;
+int			leader_max_groups_per_role = 1000;
 int			leader_poll_interval_ms = 100;
 
 void
@@ -35,9 +36,18 @@ leader_define_settings(void)
 
 	DefineCustomIntVariable("leader.max_groups",
 							"Most groups (rows of leader_lease) a database may hold.",
-							"A call that would create a group beyond this fails.",
+							"A call that would create a group beyond this fails, after reclaiming vacant groups.",
 							&leader_max_groups,
 							10000, 1, INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("leader.max_groups_per_role",
+							"Most groups one role may have created that still exist in a database.",
+							"A call that would create a group beyond this fails, after reclaiming the role's vacant groups. Superusers are exempt.",
+							&leader_max_groups_per_role,
+							1000, 1, INT_MAX,
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
