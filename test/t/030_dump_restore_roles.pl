@@ -115,6 +115,15 @@ is($target->safe_psql('old', q{
 	FROM pg_extension, leader_lease WHERE extname = 'leader'}),
 	'1.1|named|9|old_role|t', 'the restored 1.0 lease keeps its term, at version 1.1');
 
+# What version 1.1 fixes: restored into a database where the extension is
+# still at 1.0, the COPY of the regrole column fails on the missing role.
+$target->safe_psql('postgres', 'CREATE DATABASE old_10');
+$target->safe_psql('old_10', "CREATE EXTENSION leader VERSION '1.0'");
+$target->command_fails_like(
+	[ 'pg_restore', '--exit-on-error', '-d', 'old_10', "$dir/old.dump" ],
+	qr/role "old_role" does not exist/,
+	'at version 1.0 the same restore fails on the missing role');
+
 $source->stop;
 $target->stop;
 done_testing();
