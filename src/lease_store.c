@@ -10,18 +10,22 @@
  * one still at version 1.0 or one a superuser has added a column to.  Roles
  * are stored by name (type name), so that a dump restores where a role does
  * not exist; here they are turned into Oids and back, a name that matches
- * no role reading as InvalidOid.  Rows are read with SnapshotSelf (the latest committed state
- * plus this transaction's own changes), because a lease is not snapshot
- * data: a call in a REPEATABLE READ or SERIALIZABLE transaction must still
- * decide on the current lease, like nextval() does on the current sequence
- * value.  Rows are written with the heap routines directly, and their index
- * entries with the executor's (which evaluate partial-index predicates and
- * index expressions), which bypasses table privileges (no role may write
- * the table itself) and takes no predicate locks.  Callers serialize writes
- * of a group with the group lock (group_lock.c), so the version read is the
- * one written over.  A store that wrote keeps its table lock to the end of
- * the transaction, as every writer of a table does; one that only read
- * gives it back at once, so that no later wait holds it.
+ * no role reading as InvalidOid.
+ *
+ * Rows are read with SnapshotSelf (the latest committed state plus this
+ * transaction's own changes), because a lease is not snapshot data: a call
+ * in a REPEATABLE READ or SERIALIZABLE transaction must still decide on the
+ * current lease, like nextval() does on the current sequence value; counts
+ * and scans over many rows use a fresh MVCC snapshot instead, which sees
+ * each row once.  Rows are written with the heap routines directly, and
+ * their index entries with the executor's (which evaluate partial-index
+ * predicates and index expressions), which bypasses table privileges (no
+ * role may write the tables themselves) and takes no predicate locks.
+ * Callers serialize writes of a group with the group lock (group_lock.c),
+ * and of the term floor with the term floor lock (group_capacity.c), so the
+ * version read is the one written over.  A store that wrote keeps its table
+ * lock to the end of the transaction, as every writer of a table does; one
+ * that only read gives it back at once, so that no later wait holds it.
  */
 #include "leader.h"
 

@@ -36,7 +36,7 @@ leader_define_settings(void)
 
 	DefineCustomIntVariable("leader.max_groups",
 							"Most groups (rows of leader_lease) a database may hold.",
-							"A call that would create a group beyond this fails, after reclaiming vacant groups.",
+							"A call that would create a group beyond this fails.",
 							&leader_max_groups,
 							10000, 1, INT_MAX,
 							PGC_SUSET,
