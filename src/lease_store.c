@@ -125,18 +125,22 @@ map_columns(Relation rel, const ColumnSpec *columns, int ncolumns,
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	const char *extra = NULL;
+	int			next = 0;
 
 	memset(attnum, 0, ncolumns * sizeof(AttrNumber));
 	memset(type, 0, ncolumns * sizeof(Oid));
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
-		int			col = 0;
+		int			col = next;
 
 		if (att->attisdropped)
 			continue;
-		while (col < ncolumns && strcmp(NameStr(att->attname), columns[col].name) != 0)
-			col++;
+		/* usually the columns come in the expected order: one comparison each */
+		if (col >= ncolumns || strcmp(NameStr(att->attname), columns[col].name) != 0)
+			for (col = 0; col < ncolumns; col++)
+				if (strcmp(NameStr(att->attname), columns[col].name) == 0)
+					break;
 		if (col < ncolumns)
 		{
 			attnum[col] = att->attnum;
@@ -144,6 +148,7 @@ map_columns(Relation rel, const ColumnSpec *columns, int ncolumns,
 		}
 		else if (extra == NULL)
 			extra = NameStr(att->attname);
+		next = col + 1;
 	}
 	for (int col = 0; col < ncolumns; col++)
 	{
