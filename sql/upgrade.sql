@@ -71,6 +71,18 @@ SELECT group_name, CASE kind WHEN 'named' THEN holder END AS named_holder, role,
 FROM leader_status ORDER BY 1;
 RESET ROLE;
 
+-- Roles are stored by name: a renamed role no longer owns its named leases
+-- (they expire, or are force-released); renamed back, it owns them again.
+ALTER ROLE leader_upgrade_app RENAME TO leader_upgrade_renamed;
+SET ROLE leader_upgrade_renamed;
+SELECT leader_try_acquire('fresh', '1 hour', 'svc-d') AS renewed,
+       leader_release('fresh', 'svc-d') AS released;
+RESET ROLE;
+ALTER ROLE leader_upgrade_renamed RENAME TO leader_upgrade_app;
+SET ROLE leader_upgrade_app;
+SELECT leader_try_acquire('fresh', '1 hour', 'svc-d') AS renewed;
+RESET ROLE;
+
 -- The upgraded database has the objects of a fresh 1.1 install (compared
 -- with contrib_regression's below).
 \set shape 'SELECT string_agg(attname || \' \' || format_type(atttypid, atttypmod), \', \' ORDER BY attnum) AS columns FROM pg_attribute WHERE attrelid = \'leader_lease\'::regclass AND attnum > 0 AND NOT attisdropped'
