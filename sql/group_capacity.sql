@@ -74,6 +74,28 @@ SELECT leader_try_acquire('b3', '1 hour', 'b');
 RESET ROLE;
 RESET leader.max_groups;
 
+-- A cap far below a role's count (it was lowered): each creation reclaims
+-- up to 64 of the role's vacant groups; after a full batch it goes ahead
+-- (it does not add to the count), so the count comes back down to the cap.
+-- Role b has b2 (held) and 70 vacant groups: c1 leaves 71 - 64 + 1 = 8
+-- groups, c2 8 - 6 + 1 = 3, and c3 finds only held groups.
+SET leader.max_groups_per_role = 1000;
+SET ROLE leader_cap_b;
+SELECT count(*) FILTER (WHERE leader_try_acquire('many ' || i, '1 hour', 'b')
+                          AND leader_release('many ' || i, 'b')) AS vacant_groups
+FROM generate_series(1, 70) AS i;
+RESET ROLE;
+SET leader.max_groups_per_role = 3;
+SET ROLE leader_cap_b;
+\set b_groups 'SELECT count(*) AS b_groups, count(*) FILTER (WHERE holder IS NULL) AS vacant FROM leader_lease WHERE creator_role = \'leader_cap_b\''
+SELECT leader_try_acquire('c1', '1 hour', 'b') AS c1_created;
+:b_groups;
+SELECT leader_try_acquire('c2', '1 hour', 'b') AS c2_created;
+:b_groups;
+SELECT leader_try_acquire('c3', '1 hour', 'b');
+:b_groups;
+RESET ROLE;
+
 -- Superusers are exempt from the per-role cap (not from leader.max_groups).
 SELECT leader_try_acquire('s1', '1 hour', 's'), leader_try_acquire('s2', '1 hour', 's'),
        leader_try_acquire('s3', '1 hour', 's'), leader_try_acquire('s4', '1 hour', 's');

@@ -10,8 +10,13 @@
  * database's groups, as a backstop.  At a cap, the creating transaction
  * first reclaims vacant groups (the role's own for the per-role cap, any
  * for the database-wide one) by deleting their rows, at most
- * RECLAIM_BATCH per creation, and only then fails with 54000.  Everything
- * is in the creating transaction, so a rollback brings the rows back.
+ * RECLAIM_BATCH per creation, counts again, and fails with 54000 if it is
+ * still at the cap.  A full batch may have left more vacant groups: then
+ * the creation goes ahead, as it does not add to the count, so that a count
+ * far above its cap (the cap was lowered) comes back down creation by
+ * creation, rather than every creation failing behind a reclaim larger
+ * than one batch.  Everything is in the creating transaction, so a
+ * rollback brings the rows back.
  *
  * A reclaimed group's term lives on in the database's term floor
  * (leader_term_floor, dumped with the leases): a group created anew starts
@@ -94,6 +99,19 @@ reclaim_vacant_groups(LeaseStore *store, Oid creator)
 }
 
 /*
+ * At a cap: whether reclaiming vacant groups (created by creator, if valid)
+ * made room for one more.
+ */
+static bool
+made_room(LeaseStore *store, Oid creator, int cap)
+{
+	int			reclaimed = reclaim_vacant_groups(store, creator);
+
+	return reclaimed == RECLAIM_BATCH ||
+		(reclaimed > 0 && !lease_store_has_at_least(store, creator, cap));
+}
+
+/*
  * Make room for the new group "group" that role creates, or fail with
  * 54000.  The caller holds the group's HANDOVER lock and found no row.
  */
@@ -102,8 +120,7 @@ group_capacity_make_room(LeaseStore *store, const char *group, Oid role)
 {
 	if (!superuser_arg(role) &&
 		lease_store_has_at_least(store, role, leader_max_groups_per_role) &&
-		(reclaim_vacant_groups(store, role) == 0 ||
-		 lease_store_has_at_least(store, role, leader_max_groups_per_role)))
+		!made_room(store, role, leader_max_groups_per_role))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("cannot create group \"%s\": role \"%s\" has reached leader.max_groups_per_role (%d)",
@@ -112,8 +129,7 @@ group_capacity_make_room(LeaseStore *store, const char *group, Oid role)
 				 errhint("Release groups the role no longer needs and retry, or have an administrator raise leader.max_groups_per_role.")));
 
 	if (lease_store_has_at_least(store, InvalidOid, leader_max_groups) &&
-		(reclaim_vacant_groups(store, InvalidOid) == 0 ||
-		 lease_store_has_at_least(store, InvalidOid, leader_max_groups)))
+		!made_room(store, InvalidOid, leader_max_groups))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("cannot create group \"%s\": the database has reached leader.max_groups (%d)",
