@@ -77,7 +77,7 @@ reclaim_group(const LeaseRow *found, void *arg)
 
 /*
  * Reclaim vacant groups (created by creator, if valid) and raise the term
- * floor above their terms.  Returns how many were reclaimed.
+ * floor to their highest term.  Returns how many were reclaimed.
  */
 static int
 reclaim_vacant_groups(LeaseStore *store, Oid creator)
