@@ -4,7 +4,9 @@
 # Owns the benchmark's procedure, from a bare Debian 12 machine to recorded results:
 #   1. installs the dependencies (scripts/install-deps.sh; pgbench comes with postgresql-15,
 #      psycopg with python3-psycopg);
-#   2. builds and installs the extension and pg_leader (make, make install);
+#   2. builds and installs the extension and pg_leader (make, make install) into the
+#      PostgreSQL installation that PG_CONFIG names, whose binaries (initdb, postgres,
+#      pgbench, pg_leader) the benchmark then runs;
 #   3. copies bench/ into a temporary directory owned by the OS user postgres and runs
 #      bench/run.py there as that user: one throwaway server (initdb in that directory,
 #      TCP on 127.0.0.1 only) for every benchmark;
@@ -14,6 +16,8 @@
 # is stopped (by its pid) and the temporary directory removed.
 #
 # Usage (as root, from anywhere): bash bench/run.sh [--quick]
+# Environment: PG_CONFIG (default: pg_config on PATH); BENCH_SECONDS, BENCH_CLIENTS,
+#              BENCH_THREADS, BLOAT_RENEWALS (bench/README.md).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,8 +32,16 @@ OUT="$ROOT/bench/results"
 [ "${1:-}" = --quick ] && OUT="$ROOT/bench/out"
 
 bash "$ROOT/scripts/install-deps.sh"
-PG_CONFIG=${PG_CONFIG:-$(command -v pg_config)}
-PG_BINDIR=$("$PG_CONFIG" --bindir)
+PG_CONFIG=${PG_CONFIG:-$(command -v pg_config || true)}
+if [ -z "$PG_CONFIG" ] || ! PG_BINDIR=$("$PG_CONFIG" --bindir) || [ -z "$PG_BINDIR" ]; then
+    echo "bench/run.sh: no working pg_config (set PG_CONFIG, or install postgresql-server-dev-15)" >&2
+    exit 1
+fi
+if ! setpriv --reuid=postgres --regid=postgres --init-groups test -x "$PG_BINDIR/postgres"; then
+    echo "bench/run.sh: the OS user \"postgres\" cannot run $PG_BINDIR/postgres" >&2
+    exit 1
+fi
+echo "bench/run.sh: using $("$PG_CONFIG" --version) in $PG_BINDIR"
 make -s PG_CONFIG="$PG_CONFIG" </dev/null
 make -s PG_CONFIG="$PG_CONFIG" install </dev/null
 
@@ -53,6 +65,8 @@ setpriv --reuid=postgres --regid=postgres --init-groups env -i \
     PATH="$PG_BINDIR:/usr/local/bin:/usr/bin:/bin" HOME="$WORK" TMPDIR="$WORK" \
     LANG="$LANG" LC_ALL="$LC_ALL" PG_CONFIG="$PG_CONFIG" \
     ${BENCH_SECONDS:+BENCH_SECONDS=$BENCH_SECONDS} \
+    ${BENCH_CLIENTS:+BENCH_CLIENTS=$BENCH_CLIENTS} \
+    ${BENCH_THREADS:+BENCH_THREADS=$BENCH_THREADS} \
     ${BLOAT_RENEWALS:+BLOAT_RENEWALS=$BLOAT_RENEWALS} \
     /usr/bin/python3 "$WORK/bench/run.py" "$WORK/results" "$@"
 mkdir -p "$OUT"
