@@ -1,6 +1,7 @@
 """
 bench/test_bench.py: checks of the benchmark's own machinery, without running
-a benchmark: the installation that PG_CONFIG names.
+a benchmark: the report's rows per wire protocol, and the installation that
+PG_CONFIG names.
 
 Run: /usr/bin/python3 -m unittest discover -s bench
 (Debian's python3, which has psycopg, as run.sh uses; as any user: the check
@@ -13,7 +14,97 @@ import sys
 import tempfile
 import unittest
 
+import report
+
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def pgbench_result(tps):
+    return {"transactions": int(tps * 2), "latency_ms": round(4 / tps * 1000, 3),
+            "tps": tps, "elapsed_s": 2.0}
+
+
+def throughput_results(tps):
+    """A throughput section from {protocol: {mode: {script: tps}}}, with its ratios."""
+    runs = {protocol: {mode: {script: pgbench_result(value) for script, value in scripts.items()}
+                       for mode, scripts in modes.items()}
+            for protocol, modes in tps.items()}
+
+    def ratio(protocol, mode, a, b):
+        return round(tps[protocol][mode][a] / tps[protocol][mode][b], 3)
+
+    return {
+        "settings": {"clients": 4, "threads": 2, "seconds": 2, "pgbench": "-n",
+                     "protocols": list(tps), "async_commit": "-c synchronous_commit=off"},
+        "runs": runs,
+        "ratios": {
+            "renew_leader_vs_plain": dict(
+                {p: {"durable": ratio(p, "durable", "renew_leader", "renew_plain"),
+                     "async_commit": ratio(p, "async_commit", "renew_leader", "renew_plain")}
+                 for p in tps}, target=1.0),
+            "lose_leader_vs_advisory": dict(
+                {p: {"durable": ratio(p, "durable", "lose_leader", "lose_advisory")}
+                 for p in tps}, target=0.8),
+        },
+    }
+
+
+# -M simple misses the losing target (0.7x), -M prepared the durable renewal one (0.9x).
+TPS = {
+    "simple": {"durable": {"renew_leader": 9000, "renew_plain": 8000, "lose_leader": 49000,
+                           "lose_advisory": 70000, "select1": 89000},
+               "async_commit": {"renew_leader": 24000, "renew_plain": 16000}},
+    "prepared": {"durable": {"renew_leader": 9900, "renew_plain": 11000, "lose_leader": 69000,
+                             "lose_advisory": 75000, "select1": 96000},
+                 "async_commit": {"renew_leader": 38000, "renew_plain": 34000}},
+}
+
+LEADER_FAILOVER = {"crash": [4.0, 5.0, 6.0], "handover": [3.0, 4.0], "pg_leader": [3.5],
+                   "partition": [2.5], "partition_expired_event": [2.4]}
+
+
+def results(only, **sections):
+    return dict({"date": "2026-12-03", "quick": True, "only": only, "elapsed_s": 75,
+                 "machine": {"cpu": "2 × CPU", "memory_gib": 4, "kernel": "6.1",
+                             "server": "postgres (PostgreSQL) 15"}}, **sections)
+
+
+def target_rows(text):
+    """{measure: met} of the table against the SPEC's targets."""
+    section = text.split("#### Against the SPEC's targets")[1].split("####")[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| ")]
+    return {cells[0][2:]: cells[3].rstrip(" |") for cells in rows[1:]}
+
+
+class ReportTest(unittest.TestCase):
+
+    def test_throughput_targets_per_protocol(self):
+        rows = target_rows(report.table(results(["throughput"],
+                                                throughput=throughput_results(TPS))))
+        renew = "renew throughput vs the plain-SQL lease upsert, same durability, "
+        lose = "losing `leader_try_acquire` vs `pg_try_advisory_xact_lock`, "
+        self.assertEqual(rows, {renew + "`-M simple`": "yes", renew + "`-M prepared`": "**no**",
+                                lose + "`-M simple`": "**no**", lose + "`-M prepared`": "yes"})
+
+    def test_throughput_table_per_protocol(self):
+        text = report.throughput_table(results(["throughput"],
+                                               throughput=throughput_results(TPS)))
+        lines = text.splitlines()
+        self.assertIn("| script | `-M simple` durable tps | `-M simple` synchronous_commit off "
+                      "tps | `-M prepared` durable tps | `-M prepared` synchronous_commit off "
+                      "tps |", lines)
+        self.assertIn("| `renew_leader` | 9,000 | 24,000 | 9,900 | 38,000 |", lines)
+        self.assertIn("| `lose_leader` | 49,000 | – | 69,000 | – |", lines)
+        self.assertIn("| `renew_leader` / `renew_plain` | 1.125× | 1.5× | 0.9× | 1.118× |",
+                      lines)
+        self.assertIn("| `lose_leader` / `lose_advisory` | 0.7× | – | 0.92× | – |", lines)
+
+    def test_crash_failover_target(self):
+        slow = dict(LEADER_FAILOVER, crash=[4.0] * 98 + [60.0, 70.0])
+        rows = target_rows(report.table(results(["failover"], failover={
+            "samples_ms": {report.LEADER: slow}, "elapsed_s": 9})))
+        self.assertEqual(rows["crash failover: client process killed → a waiting candidate "
+                              "leads"], "**no**")
 
 
 class InstallationTest(unittest.TestCase):
