@@ -6,7 +6,8 @@ the SPEC's targets, each throughput comparison once per wire protocol, the
 failover side by side, the throughput per script and protocol; and the plot
 of the failover latency distributions (SVG, drawn here without plotting
 libraries: cumulative share of trials against latency on a logarithmic
-axis, one curve per system).
+axis, one curve per system).  A run of only some benchmarks (run.py --only)
+gets the rows and tables of those.
 Run alone, it renders them again from a results directory's results.json:
 python3 bench/report.py bench/results
 """
@@ -167,7 +168,7 @@ def bloat_targets(r):
 
 
 def targets_table(r):
-    """The SPEC's targets with the figures."""
+    """The SPEC's targets that the benchmarks which ran measure, with the figures."""
     rows = (failover_targets(r) + expiry_target(r) + throughput_targets(r) + scale_targets(r)
             + bloat_targets(r))
     out = ["| measure | target | measured | met |", "|---|---|---|---|"]
@@ -205,12 +206,14 @@ def throughput_table(r):
 
 def table(r):
     m = r["machine"]
+    unlike_the_record = (["quick mode: fewer trials"] if r["quick"] else []) \
+        + ([f"only {', '.join(r['only'])}"] if r["only"] else [])
     lines = [
         f"Measured {r['date']} on {m['cpu']}, {m['memory_gib']} GiB, Linux {m['kernel']}, "
         f"{m['server']}; fsync and synchronous_commit on unless said; whole run "
         f"{r['elapsed_s'] // 60} min {r['elapsed_s'] % 60} s"
-        + (" (quick mode: fewer trials, not for the record)" if r["quick"] else "")
-        + ".",
+        + (f" ({'; '.join(unlike_the_record)}; not for the record)" if unlike_the_record
+           else "") + ".",
         "", "#### Against the SPEC's targets", "", targets_table(r)]
     if "failover" in r:
         lines += ["", "#### Failover, side by side (p50 / p90 / p99 / max, n trials)", "",
@@ -278,12 +281,13 @@ def plot(r):
 
 
 def write(results, out_dir):
-    """RESULTS.md and failover.svg in out_dir; returns the table."""
+    """RESULTS.md, and failover.svg when the failover trials ran, in out_dir; returns the table."""
     text = table(results)
     with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
         f.write(text)
-    with open(os.path.join(out_dir, "failover.svg"), "w") as f:
-        f.write(plot(results))
+    if "failover" in results:
+        with open(os.path.join(out_dir, "failover.svg"), "w") as f:
+            f.write(plot(results))
     return text
 
 

@@ -1,7 +1,7 @@
 """
 bench/test_bench.py: checks of the benchmark's own machinery, without running
-a benchmark: the report's rows per wire protocol, and the installation that
-PG_CONFIG names.
+a benchmark: the report's rows per wire protocol and of a partial run, the
+installation that PG_CONFIG names, and the command lines of run.py and run.sh.
 
 Run: /usr/bin/python3 -m unittest discover -s bench
 (Debian's python3, which has psycopg, as run.sh uses; as any user: the check
@@ -17,6 +17,20 @@ import unittest
 import report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+UNUSABLE_PG_CONFIG = "/nonexistent/pg_config"
+
+
+def run_sh(*args, as_root=False):
+    """
+    bench/run.sh with an unusable PG_CONFIG, and as the OS user postgres unless
+    as_root: a broken run.sh stops at its root check or at PG_CONFIG, and so
+    never builds, installs or benchmarks anything.
+    """
+    argv = ["bash", os.path.join(HERE, "run.sh"), *args]
+    if os.geteuid() == 0 and not as_root:
+        argv = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"] + argv
+    return subprocess.run(argv, env=dict(os.environ, PG_CONFIG=UNUSABLE_PG_CONFIG),
+                          capture_output=True, text=True)
 
 
 def pgbench_result(tps):
@@ -99,6 +113,29 @@ class ReportTest(unittest.TestCase):
                       lines)
         self.assertIn("| `lose_leader` / `lose_advisory` | 0.7× | – | 0.92× | – |", lines)
 
+    def test_partial_run_without_failover(self):
+        r = results(["throughput"], throughput=throughput_results(TPS))
+        with tempfile.TemporaryDirectory() as out:
+            text = report.write(r, out)
+            self.assertEqual(sorted(os.listdir(out)), ["RESULTS.md"])
+        self.assertIn("whole run 1 min 15 s (quick mode: fewer trials; only throughput; not "
+                      "for the record).", text)
+        self.assertNotIn("Failover", text)
+        self.assertFalse(any(m.startswith("crash") for m in target_rows(text)))
+
+    def test_partial_run_of_leader_failover(self):
+        r = results(["throughput", "failover"], throughput=throughput_results(TPS),
+                    failover={"samples_ms": {report.LEADER: LEADER_FAILOVER}, "elapsed_s": 9})
+        with tempfile.TemporaryDirectory() as out:
+            text = report.write(r, out)
+            self.assertEqual(sorted(os.listdir(out)), ["RESULTS.md", "failover.svg"])
+        rows = target_rows(text)
+        self.assertEqual(rows["crash failover: client process killed → a waiting candidate "
+                              "leads"], "yes")
+        self.assertEqual(rows["expiry precision: `expires_at` → `expired` event"], "yes")
+        self.assertEqual(len(rows), 8)              # 3 failover, 1 expiry, 4 throughput
+        self.assertIn("| leader | 5.00 ms / 6.00 ms / 6.00 ms / 6.00 ms (n=3) |", text)
+
     def test_crash_failover_target(self):
         slow = dict(LEADER_FAILOVER, crash=[4.0] * 98 + [60.0, 70.0])
         rows = target_rows(report.table(results(["failover"], failover={
@@ -124,11 +161,39 @@ class InstallationTest(unittest.TestCase):
 
     @unittest.skipUnless(os.geteuid() == 0, "run.sh runs as root")
     def test_run_sh_rejects_an_unusable_pg_config(self):
-        done = subprocess.run(["bash", os.path.join(HERE, "run.sh"), "--quick"],
-                              env=dict(os.environ, PG_CONFIG="/nonexistent/pg_config"),
-                              capture_output=True, text=True)
+        done = run_sh("--quick", as_root=True)
         self.assertEqual(done.returncode, 1, done.stderr)
         self.assertIn("bench/run.sh: no working pg_config (set PG_CONFIG", done.stderr)
+
+
+class CommandLineTest(unittest.TestCase):
+
+    def run_py(self, *args):
+        with tempfile.TemporaryDirectory() as out:
+            # An unusable PG_CONFIG: a broken run.py fails before it starts a server.
+            return subprocess.run([sys.executable, os.path.join(HERE, "run.py"), out, *args],
+                                  env=dict(os.environ, PG_CONFIG=UNUSABLE_PG_CONFIG),
+                                  capture_output=True, text=True)
+
+    def test_only_rejects_an_unknown_part(self):
+        done = self.run_py("--only", "throughput,failvoer")
+        self.assertEqual(done.returncode, 2)
+        self.assertIn("unknown part(s) failvoer; the parts are throughput, failover, "
+                      "baselines, scale, bloat", done.stderr)
+
+    def test_only_rejects_an_empty_list(self):
+        done = self.run_py("--only", ",")
+        self.assertEqual(done.returncode, 2)
+        self.assertIn("no part named; the parts are", done.stderr)
+
+    def test_run_sh_rejects_an_unknown_option(self):
+        done = run_sh("--quik")
+        self.assertEqual(done.returncode, 2, done.stderr)
+        self.assertIn("usage: bash bench/run.sh [--quick] [--only PART,...]", done.stderr)
+
+    def test_run_sh_needs_a_list_after_only(self):
+        done = run_sh("--only")
+        self.assertEqual(done.returncode, 2, done.stderr)
 
 
 if __name__ == "__main__":
