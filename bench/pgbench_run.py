@@ -56,9 +56,9 @@ def run_script(cluster, dbname, name, script, *, protocol, per_client=None, vari
     THREADS threads, in `protocol` (one of PROTOCOLS), for SECONDS seconds, or
     for `per_client` transactions per client when given.  `variables` become
     -D name=value; `pgoptions` is the sessions' PGOPTIONS (e.g.
-    "-c synchronous_commit=off").  Returns tps
-    (without connection time), average latency in ms, transactions processed
-    and the wall time; fails if pgbench fails or any transaction failed.
+    "-c synchronous_commit=off").  Returns tps (without connection time),
+    average latency in ms, transactions processed and the wall time; fails if
+    pgbench fails or any transaction failed.
     """
     path = os.path.join(cluster.dir, f"{name}.pgbench")
     with open(path, "w") as f:
@@ -77,7 +77,8 @@ def run_script(cluster, dbname, name, script, *, protocol, per_client=None, vari
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - started
     if done.returncode != 0:
-        raise RuntimeError(f"pgbench {name} (-M {protocol}) exited {done.returncode}:\n{done.stdout}{done.stderr}")
+        raise RuntimeError(f"pgbench {name} (-M {protocol}) exited {done.returncode}:\n"
+                           f"{done.stdout}{done.stderr}")
     result = {}
     for key, pattern in SUMMARY.items():
         match = pattern.search(done.stdout)

@@ -19,7 +19,7 @@
 #   --quick         fewer trials, 2 s per pgbench script
 #   --only PART,... only these parts (bench/run.py names them: throughput, failover,
 #                   baselines, scale, bloat); e.g. --only throughput,failover measures
-#                   the throughput and leader's failover targets in a few minutes
+#                   the throughput and leader's failover targets in about 5 minutes
 # Environment: PG_CONFIG (default: pg_config on PATH); BENCH_SECONDS, BENCH_CLIENTS,
 #              BENCH_THREADS, BLOAT_RENEWALS (bench/README.md).
 set -euo pipefail
@@ -57,7 +57,8 @@ OUT="$ROOT/bench/$OUT_NAME"
 bash "$ROOT/scripts/install-deps.sh"
 PG_CONFIG=${PG_CONFIG:-$(command -v pg_config || true)}
 if [ -z "$PG_CONFIG" ] || ! PG_BINDIR=$("$PG_CONFIG" --bindir) || [ -z "$PG_BINDIR" ]; then
-    echo "bench/run.sh: no working pg_config (set PG_CONFIG, or install postgresql-server-dev-15)" >&2
+    echo "bench/run.sh: no working pg_config (set PG_CONFIG, or install" \
+        "postgresql-server-dev-15)" >&2
     exit 1
 fi
 if ! setpriv --reuid=postgres --regid=postgres --init-groups test -x "$PG_BINDIR/postgres"; then
