@@ -1,7 +1,8 @@
 """
 bench/test_bench.py: checks of the benchmark's own machinery, without running
 a benchmark: the report's rows per wire protocol and of a partial run, the
-installation that PG_CONFIG names, and the command lines of run.py and run.sh.
+installation that PG_CONFIG names, a server that does not start leaving
+nothing behind, and the command lines of run.py and run.sh.
 
 Run: /usr/bin/python3 -m unittest discover -s bench
 (Debian's python3, which has psycopg, as run.sh uses; as any user: the check
@@ -158,6 +159,26 @@ class InstallationTest(unittest.TestCase):
                 cwd=HERE, env=dict(os.environ, PG_CONFIG=fake), capture_output=True,
                 text=True, check=True)
         self.assertEqual(done.stdout.strip(), "/private/pg/bin/postgres")
+
+    def test_a_server_that_does_not_start_leaves_nothing(self):
+        """A failed initdb: the temporary directory is gone, the error reported."""
+        with tempfile.TemporaryDirectory() as tmp:
+            bindir = os.path.join(tmp, "bin")
+            os.mkdir(bindir)
+            for name, body in (("pg_config", f"echo {bindir}"), ("initdb", "exit 3"),
+                               ("pg_ctl", "exit 1")):
+                path = os.path.join(bindir, name)
+                with open(path, "w") as f:
+                    f.write(f"#!/bin/sh\n{body}\n")
+                os.chmod(path, stat.S_IRWXU)
+            scratch = os.path.join(tmp, "scratch")
+            os.mkdir(scratch)
+            done = subprocess.run(
+                [sys.executable, "-c", "import cluster\nwith cluster.Cluster(): pass"],
+                cwd=HERE, env=dict(os.environ, PG_CONFIG=os.path.join(bindir, "pg_config"),
+                                   TMPDIR=scratch), capture_output=True, text=True)
+            self.assertIn("returned non-zero exit status 3", done.stderr)
+            self.assertEqual(os.listdir(scratch), [])
 
     @unittest.skipUnless(os.geteuid() == 0, "run.sh runs as root")
     def test_run_sh_rejects_an_unusable_pg_config(self):
