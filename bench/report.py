@@ -72,9 +72,14 @@ def latency_target(measure, target, p, p50_max, p99_max):
             p["p50"] <= p50_max and p["p99"] <= p99_max)
 
 
+def leader_failover(r):
+    """leader's failover samples by scenario, or None when its trials did not run."""
+    return r.get("failover", {}).get("samples_ms", {}).get(LEADER)
+
+
 def failover_targets(r):
     """leader's crash and handover rows, when its failover trials ran."""
-    f = r.get("failover", {}).get("samples_ms", {}).get(LEADER)
+    f = leader_failover(r)
     if f is None:
         return []
     return [
@@ -91,7 +96,7 @@ def failover_targets(r):
 def expiry_target(r):
     """The expiry precision row, from the frozen leaders and the churn, whichever ran."""
     measured, p99s = [], []
-    f = r.get("failover", {}).get("samples_ms", {}).get(LEADER)
+    f = leader_failover(r)
     if f is not None:
         event = percentiles(f["partition_expired_event"])
         measured.append(f"frozen leader: p99 {duration(event['p99'])} (n={event['n']})")
