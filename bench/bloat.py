@@ -5,9 +5,9 @@ first round), side by side with the plain-SQL lease table of
 bench/throughput.py under the same workload.
 
 Owns: the first round (groups bloat-1..bloat-1000, each taken once by its named
-holder holder-N), the renewal workload (pgbench, BLOAT_RENEWALS renewals in
-all, default 1 000 000, synchronous_commit off since durability does not
-change sizes), reading sizes (table with indexes and TOAST) and the share of
+holder holder-N), the renewal workload (pgbench -M prepared, BLOAT_RENEWALS
+renewals in all, default 1 000 000, synchronous_commit off since durability
+does not change sizes), reading sizes (table with indexes and TOAST) and the share of
 HOT updates once the statistics have arrived, and checking that every group
 kept its holder and term 1.  Autovacuum stays at the server's defaults.
 
@@ -29,6 +29,7 @@ GROUPS = 1000
 RENEWALS = int(os.environ.get("BLOAT_RENEWALS", "1000000"))
 TTL = "1 hour"
 ASYNC_COMMIT = "-c synchronous_commit=off"
+PROTOCOL = "prepared"                  # sizes do not depend on the wire protocol
 STATS_WAIT_S = 30
 
 # A random group of this client's share, as :g.
@@ -102,8 +103,8 @@ def measure(cluster, conn, name, spec):
     upd_before, hot_before = update_counts(conn, table)
     per_client = -(-RENEWALS // CLIENTS)
     bench = run_script(cluster, DATABASE, f"bloat_{name}", PICK_GROUP + spec["renewal"],
-                       per_client=per_client, variables={"groups": GROUPS, "clients": CLIENTS},
-                       pgoptions=ASYNC_COMMIT)
+                       protocol=PROTOCOL, per_client=per_client,
+                       variables={"groups": GROUPS, "clients": CLIENTS}, pgoptions=ASYNC_COMMIT)
     upd_after, hot_after = counts_after(conn, table, upd_before + bench["transactions"])
     after = sizes(conn, table)
     kept = conn.execute(KEPT.format(table=table)).fetchone()[0]
@@ -135,7 +136,8 @@ def run(cluster):
                 f"hot {results[name]['hot_share']}, {results[name]['tps']:.0f} tps")
     return {
         "settings": {"groups": GROUPS, "renewals": RENEWALS, "clients": CLIENTS,
-                     "ttl": TTL, "pgoptions": ASYNC_COMMIT, "autovacuum": "server defaults"},
+                     "ttl": TTL, "protocol": PROTOCOL, "pgoptions": ASYNC_COMMIT,
+                     "autovacuum": "server defaults"},
         "tables": results,
         "target_ratio": 2.0,
     }

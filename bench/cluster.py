@@ -1,11 +1,13 @@
 """
 bench/cluster.py: the throwaway PostgreSQL server every benchmark runs against.
 
-Owns: creating a data directory in a temporary directory (initdb), its settings
-(the library preloaded, TCP on 127.0.0.1 only, room for 1 100 connections and
-1 000 000 groups, the
-server's default durability: fsync and synchronous_commit on), starting and
-stopping it, and small helpers to connect and run SQL.  It runs as the OS user
+Owns: which installation's binaries every benchmark runs (initdb, pg_ctl,
+postgres, pgbench, pg_leader: those in the bindir of the pg_config that the
+environment's PG_CONFIG names, else of pg_config on PATH), creating a data
+directory in a temporary directory (initdb), its settings (the library
+preloaded, TCP on 127.0.0.1 only, room for 1 100 connections and 1 000 000
+groups, the server's default durability: fsync and synchronous_commit on),
+starting and stopping it (and removing it again when it does not start), and small helpers to connect and run SQL.  It runs as the OS user
 that calls it (never root: PostgreSQL refuses to).
 """
 import os
@@ -17,7 +19,8 @@ import time
 
 import psycopg
 
-PG_BINDIR = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
+PG_CONFIG = os.environ.get("PG_CONFIG") or "pg_config"
+PG_BINDIR = subprocess.run([PG_CONFIG, "--bindir"], capture_output=True, text=True,
                            check=True).stdout.strip()
 
 
@@ -53,16 +56,20 @@ class Cluster:
         self.log = os.path.join(self.dir, "server.log")
 
     def __enter__(self):
-        subprocess.run([pg_bin("initdb"), "-D", self.data, "-A", "trust", "-E", "UTF8",
-                        "--locale=C.UTF-8", "--no-sync"], check=True,
-                       stdout=subprocess.DEVNULL)
-        with open(os.path.join(self.data, "postgresql.conf"), "a") as conf:
-            conf.write(f"port = {self.port}\n")
-            conf.write(f"unix_socket_directories = '{self.dir}'\n")
-            for name, value in self.SETTINGS.items():
-                conf.write(f"{name} = {value}\n")
-        self.start()
-        self.sql("CREATE EXTENSION leader")
+        try:
+            subprocess.run([pg_bin("initdb"), "-D", self.data, "-A", "trust", "-E", "UTF8",
+                            "--locale=C.UTF-8", "--no-sync"], check=True,
+                           stdout=subprocess.DEVNULL)
+            with open(os.path.join(self.data, "postgresql.conf"), "a") as conf:
+                conf.write(f"port = {self.port}\n")
+                conf.write(f"unix_socket_directories = '{self.dir}'\n")
+                for name, value in self.SETTINGS.items():
+                    conf.write(f"{name} = {value}\n")
+            self.start()
+            self.sql("CREATE EXTENSION leader")
+        except BaseException:
+            self.__exit__()                        # no server or directory left behind
+            raise
         return self
 
     def __exit__(self, *exc):

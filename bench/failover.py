@@ -15,6 +15,9 @@ candidate says it leads is recorded; the candidate then leads the next trial.
              "expired" event reaches a listener)
 The candidates are bench/candidate.py processes.  For the pollers the hit
 comes at a random moment of their poll cycle, as it would in production.
+leader's trials run first, alone; the baselines' after them, side by side
+with each other.  Either can run without the other (bench/run.py's --only
+failover, --only baselines).
 Run alone: python3 bench/failover.py [--quick]  (JSON on stdout).
 """
 import datetime
@@ -267,23 +270,26 @@ def run_baseline(cluster, system, index, quick, results):
     results[system.name] = out
 
 
-def run(cluster, quick=False):
-    """All failover trials; returns samples in milliseconds, by system and scenario."""
-    cluster.sql(candidate.LEASE_TABLE)
+def run_leader(cluster, quick):
+    """leader's trials, one scenario after the other, alone on the machine."""
     listener = Listener(cluster)
     trials = 10 if quick else 200
-    results = {}
-    started = time.monotonic()
-    results[LEADER.name] = {
+    samples = {
         "crash": chain(cluster, LEADER, "crash", trials, "failover")["to_leader"],
         "handover": chain(cluster, LEADER, "handover", trials, "failover")["to_leader"],
         "pg_leader": pg_leader_chain(cluster, trials, "failover-pg-leader"),
     }
     partition = chain(cluster, LEADER_PARTITION, "partition", 5 if quick else 50,
                       "failover-partition", listener)
-    results[LEADER.name]["partition"] = partition["to_leader"]
-    results[LEADER.name]["partition_expired_event"] = partition["to_expired_event"]
-    # The baselines take seconds per trial and idle meanwhile: they run side by side.
+    samples["partition"] = partition["to_leader"]
+    samples["partition_expired_event"] = partition["to_expired_event"]
+    return samples
+
+
+def run_baselines(cluster, quick):
+    """The baselines' trials: seconds each, idle meanwhile, so side by side."""
+    cluster.sql(candidate.LEASE_TABLE)
+    results = {}
     threads = [threading.Thread(target=run_baseline, args=(cluster, s, i, quick, results))
                for i, s in enumerate(BASELINES)]
     for t in threads:
@@ -293,8 +299,21 @@ def run(cluster, quick=False):
     missing = [s.name for s in BASELINES if s.name not in results]
     if missing:
         raise RuntimeError(f"baseline trials failed: {missing}")
-    ordered = {name: results[name] for name in [LEADER.name] + [s.name for s in BASELINES]}
-    return {"samples_ms": ordered, "elapsed_s": round(time.monotonic() - started, 1)}
+    return {s.name: results[s.name] for s in BASELINES}
+
+
+def run(cluster, quick=False, leader=True, baselines=True):
+    """
+    The failover trials of leader, then of the baselines (either alone when the
+    other is False); returns samples in milliseconds, by system and scenario.
+    """
+    started = time.monotonic()
+    samples = {}
+    if leader:
+        samples[LEADER.name] = run_leader(cluster, quick)
+    if baselines:
+        samples.update(run_baselines(cluster, quick))
+    return {"samples_ms": samples, "elapsed_s": round(time.monotonic() - started, 1)}
 
 
 if __name__ == "__main__":

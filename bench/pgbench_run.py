@@ -4,8 +4,9 @@ bench/pgbench_run.py: what the pgbench-driven benchmarks share.
 Owns: the load settings every pgbench run uses (clients, threads, seconds; from
 the environment: BENCH_CLIENTS, BENCH_THREADS, BENCH_SECONDS), a fresh database
 with the extension for each benchmark, running one custom script with pgbench
-(-n -M prepared) and parsing its summary, and running a benchmark module alone
-(its JSON to stdout, its summary to stderr).
+(-n, in the wire protocol the caller names: -M simple or -M prepared) and
+parsing its summary, and running a benchmark module alone (its JSON to stdout,
+its summary to stderr).
 """
 import json
 import os
@@ -20,8 +21,12 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 
-SETTINGS = {"clients": CLIENTS, "threads": THREADS, "seconds": SECONDS,
-            "pgbench": "-n -M prepared"}
+SETTINGS = {"clients": CLIENTS, "threads": THREADS, "seconds": SECONDS, "pgbench": "-n"}
+
+# pgbench's -M values: one query string per statement (the simple query
+# protocol), or parse once and bind/execute each time (the extended protocol
+# with a prepared statement).
+PROTOCOLS = ("simple", "prepared")
 
 # Summary lines of pgbench 15, and the key each becomes.
 SUMMARY = {
@@ -44,20 +49,21 @@ def fresh_database(cluster, name):
         conn.execute("CREATE EXTENSION leader")
 
 
-def run_script(cluster, dbname, name, script, *, per_client=None, variables=None,
+def run_script(cluster, dbname, name, script, *, protocol, per_client=None, variables=None,
                pgoptions=None):
     """
     Runs one pgbench custom script on database `dbname` with CLIENTS clients and
-    THREADS threads, for SECONDS seconds, or for `per_client` transactions per
-    client when given.  `variables` become -D name=value; `pgoptions` is the
-    sessions' PGOPTIONS (e.g. "-c synchronous_commit=off").  Returns tps
-    (without connection time), average latency in ms, transactions processed
-    and the wall time; fails if pgbench fails or any transaction failed.
+    THREADS threads, in `protocol` (one of PROTOCOLS), for SECONDS seconds, or
+    for `per_client` transactions per client when given.  `variables` become
+    -D name=value; `pgoptions` is the sessions' PGOPTIONS (e.g.
+    "-c synchronous_commit=off").  Returns tps (without connection time),
+    average latency in ms, transactions processed and the wall time; fails if
+    pgbench fails or any transaction failed.
     """
     path = os.path.join(cluster.dir, f"{name}.pgbench")
     with open(path, "w") as f:
         f.write(script.strip() + "\n")
-    argv = [pg_bin("pgbench"), "-n", "-M", "prepared", "-c", str(CLIENTS), "-j", str(THREADS),
+    argv = [pg_bin("pgbench"), "-n", "-M", protocol, "-c", str(CLIENTS), "-j", str(THREADS),
             "-f", path, "-h", "127.0.0.1", "-p", str(cluster.port)]
     argv += ["-t", str(per_client)] if per_client else ["-T", str(SECONDS)]
     for key, value in (variables or {}).items():
@@ -71,7 +77,8 @@ def run_script(cluster, dbname, name, script, *, per_client=None, variables=None
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - started
     if done.returncode != 0:
-        raise RuntimeError(f"pgbench {name} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+        raise RuntimeError(f"pgbench {name} (-M {protocol}) exited {done.returncode}:\n"
+                           f"{done.stdout}{done.stderr}")
     result = {}
     for key, pattern in SUMMARY.items():
         match = pattern.search(done.stdout)
