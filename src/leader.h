@@ -112,6 +112,9 @@ extern void lease_store_read(LeaseStore *store, const char *group, LeaseRow *row
 extern void lease_store_write(LeaseStore *store, LeaseRow *row);
 extern bool lease_store_has_at_least(LeaseStore *store, int64 n);
 
+typedef void (*LeaseVisitor) (const LeaseRow *row, void *arg);
+extern void lease_store_visit_held(LeaseStore *store, LeaseVisitor visit, void *arg);
+
 /* ---- per-group change lock (group_lock.c) ---- */
 typedef enum GroupLockMode
 {

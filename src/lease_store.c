@@ -214,6 +214,36 @@ lease_store_write(LeaseStore *store, LeaseRow *row)
 }
 
 /*
+ * Call visit(row, arg) for every group whose leadership is recorded, read
+ * through the partial index leader_lease_held_idx with a fresh MVCC
+ * snapshot: one consistent view of the held leases, each read once.  A
+ * lease that changes after the snapshot is the business of whoever changes
+ * it (it tells the database's worker at commit).
+ */
+void
+lease_store_visit_held(LeaseStore *store, LeaseVisitor visit, void *arg)
+{
+	Oid			held_index = lease_relation(RelationGetNamespace(store->rel),
+											"leader_lease_held_idx");
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	SysScanDesc scan;
+	HeapTuple	tuple;
+
+	scan = systable_beginscan(store->rel, held_index, true, snapshot, 0, NULL);
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		LeaseRow	row;
+
+		memset(&row, 0, sizeof(LeaseRow));
+		row_from_tuple(RelationGetDescr(store->rel), tuple, &row);
+		if (row.held)
+			visit(&row, arg);
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+}
+
+/*
  * Does the table hold at least n groups?  A table with too few pages to hold
  * n rows is not scanned at all, so the check costs nothing until the table
  * nears the cap.
