@@ -35,6 +35,12 @@
 #define leader_lock_held_by_me(tag, mode) LockHeldByMe((tag), (mode))
 #endif
 
+#if PG_VERSION_NUM >= 160000
+#define leader_database_ownercheck(dboid, roleid) object_ownercheck(DatabaseRelationId, (dboid), (roleid))
+#else
+#define leader_database_ownercheck(dboid, roleid) pg_database_ownercheck((dboid), (roleid))
+#endif
+
 /* ---- limits ---- */
 #define LEADER_MAX_NAME_BYTES		200 /* group names and named holders */
 #define LEADER_MAX_TIMEOUT_USECS	(USECS_PER_DAY)

@@ -37,7 +37,7 @@ typedef struct LeaderWorkerSlot
 	Oid			dboid;			/* InvalidOid: free */
 	bool		start_requested;	/* the launcher should start its worker */
 	uint32		requests;		/* how many times a worker was asked for */
-	bool		paused;			/* a database command needs it gone */
+	int			pauses;			/* database commands that need it gone */
 	bool		rescan;			/* the worker must read every held lease */
 	pid_t		pid;			/* the worker, once running */
 	Latch	   *latch;
@@ -239,7 +239,7 @@ leader_take_start_requests(void)
 	{
 		LeaderWorkerSlot *slot = &leader_shared->workers[i];
 
-		if (slot->dboid != InvalidOid && slot->start_requested && !slot->paused)
+		if (slot->dboid != InvalidOid && slot->start_requested && slot->pauses == 0)
 		{
 			slot->start_requested = false;
 			dboids = lappend_oid(dboids, slot->dboid);
@@ -277,7 +277,7 @@ leader_pause_worker(Oid dboid)
 	slot = slot_for(dboid, false);
 	if (slot != NULL)
 	{
-		slot->paused = true;
+		slot->pauses++;
 		pid = slot->pid;
 	}
 	LWLockRelease(leader_shared->lock);
@@ -300,7 +300,10 @@ leader_pause_worker(Oid dboid)
 	}
 }
 
-/* The command is over: the database gets its worker back, if it still exists. */
+/*
+ * The command is over: unless another such command is still running, the
+ * database gets its worker back, if it still exists.
+ */
 void
 leader_resume_worker(Oid dboid, bool database_exists)
 {
@@ -310,9 +313,8 @@ leader_resume_worker(Oid dboid, bool database_exists)
 	slot = slot_for(dboid, false);
 	if (slot != NULL && !database_exists)
 		slot->dboid = InvalidOid;
-	else if (slot != NULL)
+	else if (slot != NULL && slot->pauses > 0 && --slot->pauses == 0)
 	{
-		slot->paused = false;
 		slot->start_requested = true;
 		if (leader_shared->launcher_latch != NULL)
 			SetLatch(leader_shared->launcher_latch);
@@ -363,7 +365,7 @@ leader_worker_attach(void)
 
 	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
 	slot = slot_for(MyDatabaseId, true);
-	if (slot != NULL && !slot->paused && (slot->pid == 0 || slot->pid == MyProcPid))
+	if (slot != NULL && slot->pauses == 0 && (slot->pid == 0 || slot->pid == MyProcPid))
 	{
 		slot->pid = MyProcPid;
 		slot->latch = MyLatch;
