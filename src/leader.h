@@ -174,7 +174,18 @@ extern void leader_forget_database(Oid dboid);
 extern void leader_pause_worker(Oid dboid);
 extern void leader_resume_worker(Oid dboid, bool database_exists);
 extern void leader_database_commands_install(void);
-extern List *leader_take_start_requests(void);
+
+/* A database whose worker the launcher is to start. */
+typedef struct LeaderStartRequest
+{
+	Oid			dboid;
+	bool		restart;		/* its last worker left unasked */
+	int			exit_code;		/* then: how it exited (0: terminated) */
+} LeaderStartRequest;
+
+#define LEADER_RESTART_INTERVAL_MS	1000	/* restarts of one database's worker */
+
+extern List *leader_take_start_requests(TimestampTz now, TimestampTz *next_due);
 extern bool leader_worker_attach(void);
 extern void leader_worker_retire(void);
 extern bool leader_worker_take_notes(LeaderWorkerNote *notes, int *count);

@@ -36,6 +36,9 @@ typedef struct LeaderWorkerSlot
 {
 	Oid			dboid;			/* InvalidOid: free */
 	bool		start_requested;	/* the launcher should start its worker */
+	bool		restart;		/* ... because its worker left unasked */
+	int			exit_code;		/* with restart: how that worker exited */
+	TimestampTz last_start;		/* when the launcher last started one */
 	uint32		requests;		/* how many times a worker was asked for */
 	int			pauses;			/* database commands that need it gone */
 	bool		rescan;			/* the worker must read every held lease */
@@ -228,25 +231,48 @@ leader_launcher_attach(void)
 	before_shmem_exit(launcher_detach, (Datum) 0);
 }
 
-/* Databases whose worker should be started now; clears their requests. */
+/*
+ * The databases whose worker should be started now (LeaderStartRequest *),
+ * clearing their requests.  A worker that left unasked is started again at
+ * once, but not sooner than LEADER_RESTART_INTERVAL_MS after the previous
+ * start, so that a worker failing at every start is not started over and
+ * over; *next_due is lowered to when the next such restart is due.
+ */
 List *
-leader_take_start_requests(void)
+leader_take_start_requests(TimestampTz now, TimestampTz *next_due)
 {
-	List	   *dboids = NIL;
+	List	   *requests = NIL;
 
 	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < LEADER_MAX_DATABASES; i++)
 	{
 		LeaderWorkerSlot *slot = &leader_shared->workers[i];
+		LeaderStartRequest *request;
 
-		if (slot->dboid != InvalidOid && slot->start_requested && slot->pauses == 0)
+		if (slot->dboid == InvalidOid || !slot->start_requested || slot->pauses > 0)
+			continue;
+		if (slot->restart)
 		{
-			slot->start_requested = false;
-			dboids = lappend_oid(dboids, slot->dboid);
+			TimestampTz due = TimestampTzPlusMilliseconds(slot->last_start,
+														  LEADER_RESTART_INTERVAL_MS);
+
+			if (due > now)
+			{
+				*next_due = Min(*next_due, due);
+				continue;
+			}
 		}
+		request = palloc(sizeof(LeaderStartRequest));
+		request->dboid = slot->dboid;
+		request->restart = slot->restart;
+		request->exit_code = slot->exit_code;
+		requests = lappend(requests, request);
+		slot->start_requested = false;
+		slot->restart = false;
+		slot->last_start = now;
 	}
 	LWLockRelease(leader_shared->lock);
-	return dboids;
+	return requests;
 }
 
 /* The database is gone: forget its slot. */
@@ -338,13 +364,17 @@ worker_detach(int code, Datum arg)
 		/*
 		 * A worker leaving because the extension was dropped frees the slot,
 		 * unless the extension was created again meanwhile: then it hands
-		 * the slot back to the launcher for a new worker.
+		 * the slot back to the launcher for a new worker.  One leaving for
+		 * any other reason (terminated, failed) is started again, unless a
+		 * database command made it leave (that command brings it back).
 		 */
 		if (worker_retired && slot->requests == worker_requests_seen)
 			slot->dboid = InvalidOid;
-		else if (worker_retired)
+		else if (worker_retired || slot->pauses == 0)
 		{
 			slot->start_requested = true;
+			slot->restart = !worker_retired;
+			slot->exit_code = code;
 			if (leader_shared->launcher_latch != NULL)
 				SetLatch(leader_shared->launcher_latch);
 		}
@@ -370,6 +400,7 @@ leader_worker_attach(void)
 		slot->pid = MyProcPid;
 		slot->latch = MyLatch;
 		slot->start_requested = false;
+		slot->restart = false;
 		slot->rescan = true;	/* look at every lease once */
 		slot->note_count = 0;
 		slot->next_wake = 0;
