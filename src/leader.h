@@ -45,7 +45,6 @@
 #define LEADER_MAX_NAME_BYTES		200 /* group names and named holders */
 #define LEADER_MAX_TIMEOUT_USECS	(USECS_PER_DAY)
 #define LEADER_CHANNEL				"leader_changed"
-#define LEADER_MAX_DATABASES		64	/* served by background workers */
 #define LEADER_SAFETY_WAKE_MS		1000	/* a woken waiter's longest sleep */
 
 /*
@@ -61,6 +60,7 @@ extern int	leader_default_ttl_ms;
 extern int	leader_max_ttl_ms;
 extern int	leader_max_groups;
 extern int	leader_poll_interval_ms;
+extern int	leader_max_databases;	/* only when preloaded */
 extern void leader_define_settings(void);
 
 /* ---- argument checks (arguments.c) ---- */
@@ -157,6 +157,8 @@ extern void leader_shared_install_hooks(void);
 extern bool leader_shared_available(void);
 extern ConditionVariable *leader_group_wakeup(const char *group);
 extern void leader_request_worker(Oid dboid);
+extern uint32 leader_worker_requests(void);
+extern void leader_worker_unneeded(uint32 requests_seen);
 
 /* News for a database's worker: look at this group at "when" at the latest. */
 #define LEADER_WORKER_NOTES			256 /* waiting in shared memory, per database */

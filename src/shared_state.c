@@ -1,9 +1,10 @@
 /*
  * shared_state.c
  *	  The extension's shared memory (only with shared_preload_libraries):
- *	  one slot per database served by a worker (with the notes committed
- *	  transactions leave for it), the launcher's latch, and the condition
- *	  variables that waiting leader_acquire calls sleep on.
+ *	  one slot per database served by a worker (leader.max_databases of
+ *	  them, each with the notes committed transactions leave for it), the
+ *	  launcher's latch, and the condition variables that waiting
+ *	  leader_acquire calls sleep on.
  *
  * A worker keeps its schedule in its own memory (schedule.c); what it
  * cannot see coming (a new lease, a session that ended) reaches it as a
@@ -54,7 +55,7 @@ typedef struct LeaderShared
 {
 	LWLock	   *lock;
 	Latch	   *launcher_latch;
-	LeaderWorkerSlot workers[LEADER_MAX_DATABASES];
+	LeaderWorkerSlot *workers;	/* leader_max_databases, after the struct */
 	ConditionVariable wakeups[LEADER_WAKEUP_SLOTS];
 } LeaderShared;
 
@@ -64,12 +65,19 @@ static uint32 worker_requests_seen = 0; /* slot->requests when it attached */
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
+static Size
+shared_size(void)
+{
+	return add_size(MAXALIGN(sizeof(LeaderShared)),
+					mul_size(leader_max_databases, sizeof(LeaderWorkerSlot)));
+}
+
 static void
 leader_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(LeaderShared)));
+	RequestAddinShmemSpace(shared_size());
 	RequestNamedLWLockTranche("leader", 1);
 }
 
@@ -81,11 +89,13 @@ leader_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	leader_shared = ShmemInitStruct("leader", sizeof(LeaderShared), &found);
+	leader_shared = ShmemInitStruct("leader", shared_size(), &found);
 	if (!found)
 	{
-		memset(leader_shared, 0, sizeof(LeaderShared));
+		memset(leader_shared, 0, shared_size());
 		leader_shared->lock = &(GetNamedLWLockTranche("leader"))->lock;
+		leader_shared->workers = (LeaderWorkerSlot *)
+			((char *) leader_shared + MAXALIGN(sizeof(LeaderShared)));
 		for (int i = 0; i < LEADER_WAKEUP_SLOTS; i++)
 			ConditionVariableInit(&leader_shared->wakeups[i]);
 	}
@@ -125,7 +135,7 @@ slot_for(Oid dboid, bool create)
 {
 	LeaderWorkerSlot *free_slot = NULL;
 
-	for (int i = 0; i < LEADER_MAX_DATABASES; i++)
+	for (int i = 0; i < leader_max_databases; i++)
 	{
 		LeaderWorkerSlot *slot = &leader_shared->workers[i];
 
@@ -141,6 +151,22 @@ slot_for(Oid dboid, bool create)
 	return free_slot;
 }
 
+/*
+ * No slot is free for the database.  A request for this very database
+ * comes from CREATE EXTENSION in this session, which is warned; a database
+ * that may have it (a CREATE DATABASE, or its worker starting) is logged.
+ */
+static void
+report_no_room(Oid dboid)
+{
+	ereport(dboid == MyDatabaseId ? WARNING : LOG,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("leader: no background worker can serve database %u", dboid),
+			 errdetail("The background workers serve at most %d databases (leader.max_databases), and as many are served.",
+					   leader_max_databases),
+			 errhint("Raise leader.max_databases and restart the server.  Until then, a lease in this database ends only when a call touches its group, and waiting calls poll.")));
+}
+
 /* Ask the launcher to start the database's worker (if it has none). */
 void
 leader_request_worker(Oid dboid)
@@ -149,12 +175,7 @@ leader_request_worker(Oid dboid)
 
 	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
 	slot = slot_for(dboid, true);
-	if (slot == NULL)
-		ereport(LOG,
-				(errmsg("leader: no room to serve database %u", dboid),
-				 errdetail("The background worker serves at most %d databases.",
-						   LEADER_MAX_DATABASES)));
-	else
+	if (slot != NULL)
 	{
 		slot->requests++;
 		if (slot->pid == 0)
@@ -163,6 +184,8 @@ leader_request_worker(Oid dboid)
 	if (leader_shared->launcher_latch != NULL)
 		SetLatch(leader_shared->launcher_latch);
 	LWLockRelease(leader_shared->lock);
+	if (slot == NULL)
+		report_no_room(dboid);
 }
 
 /*
@@ -244,7 +267,7 @@ leader_take_start_requests(TimestampTz now, TimestampTz *next_due)
 	List	   *requests = NIL;
 
 	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < LEADER_MAX_DATABASES; i++)
+	for (int i = 0; i < leader_max_databases; i++)
 	{
 		LeaderWorkerSlot *slot = &leader_shared->workers[i];
 		LeaderStartRequest *request;
@@ -409,13 +432,42 @@ leader_worker_attach(void)
 	}
 	LWLockRelease(leader_shared->lock);
 	if (slot == NULL)
-		ereport(LOG,
-				(errmsg("leader: no room to serve database %u", MyDatabaseId),
-				 errdetail("The background worker serves at most %d databases.",
-						   LEADER_MAX_DATABASES)));
+		report_no_room(MyDatabaseId);
 	if (attached)
 		before_shmem_exit(worker_detach, (Datum) 0);
 	return attached;
+}
+
+/*
+ * How many times a worker was asked for this database; with
+ * leader_worker_unneeded, a worker that found no extension here gives back
+ * the slot its start took, unless asked for again meanwhile (a CREATE
+ * EXTENSION that committed after it looked).
+ */
+uint32
+leader_worker_requests(void)
+{
+	LeaderWorkerSlot *slot;
+	uint32		requests = 0;
+
+	LWLockAcquire(leader_shared->lock, LW_SHARED);
+	slot = slot_for(MyDatabaseId, false);
+	if (slot != NULL)
+		requests = slot->requests;
+	LWLockRelease(leader_shared->lock);
+	return requests;
+}
+
+void
+leader_worker_unneeded(uint32 requests_seen)
+{
+	LeaderWorkerSlot *slot;
+
+	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
+	slot = slot_for(MyDatabaseId, false);
+	if (slot != NULL && slot->pid == 0 && slot->requests == requests_seen)
+		slot->dboid = InvalidOid;
+	LWLockRelease(leader_shared->lock);
 }
 
 /* The worker is leaving for good: free its slot when it exits. */

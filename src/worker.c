@@ -369,6 +369,7 @@ leader_worker_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
 	int			busy_backoff_ms = 0;
+	uint32		requests_seen;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, worker_sigterm);
@@ -377,8 +378,12 @@ leader_worker_main(Datum arg)
 	worker_fix_settings();
 	pgstat_report_appname("leader worker");
 
+	requests_seen = leader_worker_requests();
 	if (!worker_database_has_extension())
+	{
+		leader_worker_unneeded(requests_seen);
 		worker_leave_for_good();	/* nothing to serve here */
+	}
 	if (!leader_worker_attach())
 		proc_exit(0);			/* another worker serves this database */
 
