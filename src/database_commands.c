@@ -9,8 +9,9 @@
  * asked to leave (and kept from coming back); once the command is over,
  * failed or not (an error, or the session's end), the worker comes back if
  * the database still exists.  A database just created gets a worker
- * too, in case its template had the extension.  Only with the library
- * preloaded.
+ * too, in case its template had the extension.  It also keeps the list of
+ * the databases that may have the extension (database_list.c) true for
+ * CREATE EXTENSION and CREATE DATABASE.  Only with the library preloaded.
  */
 #include "leader.h"
 
@@ -123,6 +124,16 @@ leader_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 	const char *dbname = database_to_free(pstmt->utilityStmt);
 	Oid			dboid = dbname != NULL ? get_database_oid(dbname, true) : InvalidOid;
 
+	/*
+	 * This database may have the extension from here on (CREATE EXTENSION
+	 * of leader, or of an extension that needs it): listed before it can
+	 * commit, under the lock that keeps its worker from taking it off.
+	 */
+	if (IsA(pstmt->utilityStmt, CreateExtensionStmt))
+	{
+		database_list_lock(MyDatabaseId);
+		database_list_add(MyDatabaseId);
+	}
 	if (!OidIsValid(dboid) || !may_free_database(pstmt->utilityStmt, dboid))
 		run_command(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else
@@ -139,8 +150,13 @@ leader_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 
 	/* A new database may have the extension already, from its template. */
 	if (IsA(pstmt->utilityStmt, CreatedbStmt))
-		leader_request_worker_at_commit(get_database_oid(((CreatedbStmt *) pstmt->utilityStmt)->dbname,
-														 false));
+	{
+		Oid			created = get_database_oid(((CreatedbStmt *) pstmt->utilityStmt)->dbname,
+											   false);
+
+		database_list_add(created);
+		leader_request_worker_at_commit(created);
+	}
 }
 
 void

@@ -5,10 +5,12 @@
  *	  extension exists.
  *
  * It connects to no database.  At start it starts a worker in every
- * database that accepts connections, as many at a time as
- * max_worker_processes allows; a worker whose database has no leader
- * extension leaves at once, before taking a slot in shared memory.  After
- * that it starts workers when asked: for CREATE EXTENSION (see wakeups.c),
+ * database of the list of those that may have the extension
+ * (database_list.c; every database that accepts connections when the list
+ * cannot be trusted), as many at a time as max_worker_processes allows; a
+ * worker whose database has no leader extension leaves at once, before
+ * taking a slot in shared memory, and takes its database off the list.
+ * After that it starts workers when asked: for CREATE EXTENSION (see wakeups.c),
  * after a database command that needed the worker gone
  * (database_commands.c), and when a worker left for any other reason than
  * its database dropping the extension (terminated, failed): that worker
@@ -122,6 +124,12 @@ start_worker(Oid dboid)
 	return RegisterDynamicBackgroundWorker(&worker, &handle);
 }
 
+static void
+launcher_close_list(int code, Datum arg)
+{
+	database_list_close();
+}
+
 /*
  * The databases to start a worker in now: those asked for (logging why a
  * worker that left unasked left) and those still waiting for a worker slot.
@@ -164,8 +172,9 @@ leader_launcher_main(Datum arg)
 	pgstat_report_appname("leader launcher");
 
 	leader_launcher_attach();
-	/* A worker in each database: those without the extension leave at once. */
-	deferred = all_databases();
+	/* A worker in each database that may have the extension. */
+	deferred = database_list_open(all_databases);
+	before_shmem_exit(launcher_close_list, (Datum) 0);
 
 	for (;;)
 	{
@@ -183,6 +192,7 @@ leader_launcher_main(Datum arg)
 			if (!database_exists(dboid))
 			{
 				leader_forget_database(dboid);
+				database_list_remove(dboid);
 				continue;
 			}
 			if (start_worker(dboid))

@@ -23,6 +23,7 @@
 #include "nodes/pg_list.h"
 #include "storage/condition_variable.h"
 #include "storage/lock.h"
+#include "storage/lwlock.h"
 
 /* ---- version guards (the floor is PostgreSQL 15) ---- */
 #if PG_VERSION_NUM < 150000
@@ -54,6 +55,7 @@
  */
 #define LEADER_LOCKSPACE_HOLDER		0x4C45	/* 19525: a holder's liveness */
 #define LEADER_LOCKSPACE_GROUP		0x4C46	/* 19526: a group's change lock */
+#define LEADER_LOCKSPACE_DATABASE_LIST	0x4C47	/* 19527: a database's list entry */
 
 /* ---- settings (settings.c) ---- */
 extern int	leader_default_ttl_ms;
@@ -176,6 +178,14 @@ extern void leader_forget_database(Oid dboid);
 extern void leader_pause_worker(Oid dboid);
 extern void leader_resume_worker(Oid dboid, bool database_exists);
 extern void leader_database_commands_install(void);
+extern LWLock *leader_database_list_lock(void);
+
+/* ---- the databases that may have the extension (database_list.c) ---- */
+extern void database_list_add(Oid dboid);
+extern void database_list_remove(Oid dboid);
+extern void database_list_lock(Oid dboid);
+extern List *database_list_open(List *(*all_databases) (void));
+extern void database_list_close(void);
 
 /* A database whose worker the launcher is to start. */
 typedef struct LeaderStartRequest

@@ -13,8 +13,9 @@
  * lease instead (rescan), which is slower but loses nothing.
  *
  * Locking: the slots and the launcher fields are read and written under
- * the "leader" LWLock; a latch pointer is only set while its process lives
- * and is read under the lock before SetLatch.  The condition variables need
+ * the first "leader" LWLock (the second is database_list.c's); a latch
+ * pointer is only set while its process lives and is read under the lock
+ * before SetLatch.  The condition variables need
  * no lock of ours.  leader_shared is NULL in a server that did not preload
  * the library; every caller checks leader_shared_available() first.
  */
@@ -54,6 +55,7 @@ typedef struct LeaderWorkerSlot
 typedef struct LeaderShared
 {
 	LWLock	   *lock;
+	LWLock	   *list_lock;		/* the file of database_list.c */
 	Latch	   *launcher_latch;
 	LeaderWorkerSlot *workers;	/* leader_max_databases, after the struct */
 	ConditionVariable wakeups[LEADER_WAKEUP_SLOTS];
@@ -78,7 +80,7 @@ leader_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(shared_size());
-	RequestNamedLWLockTranche("leader", 1);
+	RequestNamedLWLockTranche("leader", 2);
 }
 
 static void
@@ -93,7 +95,8 @@ leader_shmem_startup(void)
 	if (!found)
 	{
 		memset(leader_shared, 0, shared_size());
-		leader_shared->lock = &(GetNamedLWLockTranche("leader"))->lock;
+		leader_shared->lock = &(GetNamedLWLockTranche("leader"))[0].lock;
+		leader_shared->list_lock = &(GetNamedLWLockTranche("leader"))[1].lock;
 		leader_shared->workers = (LeaderWorkerSlot *)
 			((char *) leader_shared + MAXALIGN(sizeof(LeaderShared)));
 		for (int i = 0; i < LEADER_WAKEUP_SLOTS; i++)
@@ -233,6 +236,12 @@ leader_worker_rescan(Oid dboid)
 		SetLatch(slot->latch);
 	}
 	LWLockRelease(leader_shared->lock);
+}
+
+LWLock *
+leader_database_list_lock(void)
+{
+	return leader_shared->list_lock;
 }
 
 /* ---- for the launcher ---- */

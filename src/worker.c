@@ -160,10 +160,21 @@ worker_run(WorkerStep step, void *arg, bool rethrow)
 	return !failed;
 }
 
+/*
+ * Whether the extension is in this database, looked at under the
+ * database's list lock (after any CREATE EXTENSION in progress), and the
+ * list of databases with it kept true (database_list.c).
+ */
 static void
 worker_find_extension(void *found)
 {
+	database_list_lock(MyDatabaseId);
+	InvalidateCatalogSnapshot();
 	*(bool *) found = OidIsValid(worker_extension_namespace());
+	if (*(bool *) found)
+		database_list_add(MyDatabaseId);
+	else
+		database_list_remove(MyDatabaseId);
 }
 
 static bool
@@ -443,5 +454,7 @@ leader_worker_main(Datum arg)
 	}
 
 	leader_worker_retire();
-	worker_leave_for_good();
+	if (!worker_database_has_extension())	/* to update the list */
+		worker_leave_for_good();
+	proc_exit(0);				/* created again: the launcher starts a worker */
 }
