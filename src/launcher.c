@@ -10,12 +10,12 @@
  * cannot be trusted), as many at a time as max_worker_processes allows; a
  * worker whose database has no leader extension leaves at once, before
  * taking a slot in shared memory, and takes its database off the list.
- * After that it starts workers when asked: for CREATE EXTENSION (see wakeups.c),
- * after a database command that needed the worker gone
+ * After that it starts workers when asked: for CREATE EXTENSION (see
+ * wakeups.c), after a database command that needed the worker gone
  * (database_commands.c), and when a worker left for any other reason than
  * its database dropping the extension (terminated, failed): that worker
  * asks for its own restart as it exits (shared_state.c), and the launcher
- * logs why it left and starts it again, at once but at most once a second
+ * logs why it left and starts it again, 0.1 s later but at most once a second
  * per database.  The postmaster restarts no worker itself
  * (BGW_NEVER_RESTART); after a crash of any process it restarts the
  * launcher, which starts them all again.  It runs only once recovery has

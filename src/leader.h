@@ -195,7 +195,8 @@ typedef struct LeaderStartRequest
 	int			exit_code;		/* then: how it exited (0: terminated) */
 } LeaderStartRequest;
 
-#define LEADER_RESTART_INTERVAL_MS	1000	/* restarts of one database's worker */
+#define LEADER_RESTART_DELAY_MS		100 /* from a worker's exit to its restart */
+#define LEADER_RESTART_INTERVAL_MS	1000	/* between starts of one database's worker */
 
 extern List *leader_take_start_requests(TimestampTz now, TimestampTz *next_due);
 extern bool leader_worker_attach(void);

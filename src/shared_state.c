@@ -28,6 +28,7 @@
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include <signal.h>
@@ -40,6 +41,7 @@ typedef struct LeaderWorkerSlot
 	bool		start_requested;	/* the launcher should start its worker */
 	bool		restart;		/* ... because its worker left unasked */
 	int			exit_code;		/* with restart: how that worker exited */
+	TimestampTz exited_at;		/* with restart: when */
 	TimestampTz last_start;		/* when the launcher last started one */
 	uint32		requests;		/* how many times a worker was asked for */
 	int			pauses;			/* database commands that need it gone */
@@ -265,10 +267,12 @@ leader_launcher_attach(void)
 
 /*
  * The databases whose worker should be started now (LeaderStartRequest *),
- * clearing their requests.  A worker that left unasked is started again at
- * once, but not sooner than LEADER_RESTART_INTERVAL_MS after the previous
- * start, so that a worker failing at every start is not started over and
- * over; *next_due is lowered to when the next such restart is due.
+ * clearing their requests.  A worker that left unasked is started again
+ * LEADER_RESTART_DELAY_MS after it left (at a shutdown, the launcher is
+ * told to leave too by then, and restarts nothing), and not sooner than
+ * LEADER_RESTART_INTERVAL_MS after the previous start, so that a worker
+ * failing at every start is not started over and over; *next_due is
+ * lowered to when the next such restart is due.
  */
 List *
 leader_take_start_requests(TimestampTz now, TimestampTz *next_due)
@@ -285,8 +289,10 @@ leader_take_start_requests(TimestampTz now, TimestampTz *next_due)
 			continue;
 		if (slot->restart)
 		{
-			TimestampTz due = TimestampTzPlusMilliseconds(slot->last_start,
-														  LEADER_RESTART_INTERVAL_MS);
+			TimestampTz due = Max(TimestampTzPlusMilliseconds(slot->last_start,
+															  LEADER_RESTART_INTERVAL_MS),
+								  TimestampTzPlusMilliseconds(slot->exited_at,
+															  LEADER_RESTART_DELAY_MS));
 
 			if (due > now)
 			{
@@ -407,6 +413,7 @@ worker_detach(int code, Datum arg)
 			slot->start_requested = true;
 			slot->restart = !worker_retired;
 			slot->exit_code = code;
+			slot->exited_at = GetCurrentTimestamp();
 			if (leader_shared->launcher_latch != NULL)
 				SetLatch(leader_shared->launcher_latch);
 		}

@@ -22,6 +22,12 @@
  * tells it at once.  An error in one group (a full notification queue,
  * say) is logged and that group retried a second later, without stopping
  * the others.
+ *
+ * It runs as a superuser in a database whose owner may not be one, so it
+ * reads and writes leader_lease only through lease_store.c (no SQL, no
+ * name looked up through search_path, no user's operator, function or
+ * trigger), and fixes the settings that ALTER DATABASE/ROLE ... SET could
+ * use to subvert or stop it (worker_fix_settings).
  */
 #include "leader.h"
 
@@ -38,8 +44,8 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
-#include "utils/guc.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
