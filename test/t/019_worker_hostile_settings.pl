@@ -11,7 +11,10 @@
 #       idle_in_transaction_session_timeout = 1ms,
 #       default_transaction_read_only = on, default_transaction_isolation =
 #       serializable and exit_on_error = on for the database: after a
-#       restart the worker still ends expired leases, each with an event.
+#       restart the worker still ends expired leases, each with an event;
+#   (c) with those settings, the worker waits for a lock on leader_lease
+#       (held by a superuser's transaction) as long as it is held, then
+#       ends the lease: no lock timeout, no exit.
 use strict;
 use warnings;
 
@@ -122,6 +125,32 @@ is( $node->safe_psql(
 	'(b) alice is still not a superuser');
 is($node->safe_psql('d', 'SELECT count(*) FROM evil.ran'),
 	'0', '(b) her operator\'s function never ran');
+
+# ---- (c) the worker waits for a lock: no lock_timeout, no exit_on_error ----
+
+# A superuser's transaction holds a lock on leader_lease that the worker's
+# change must wait for (the owner's lock_timeout would make that wait fail,
+# and her exit_on_error the failure end the worker).
+my $worker = worker_pid($node, 'd');
+my $locker = session($node, 'locker', 'd');
+$node->safe_psql('d', "SELECT leader_try_acquire('locked', '300ms', 'h')");
+$locker->query_safe('BEGIN; LOCK TABLE leader_lease IN SHARE MODE');
+ok( $node->poll_query_until(
+		'postgres', qq{
+		SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $worker}),
+	'(c) the worker waits for the lock to end the expired lease');
+sleep(1);
+is( $node->safe_psql(
+		'postgres', qq{
+		SELECT wait_event_type FROM pg_stat_activity WHERE pid = $worker}),
+	'Lock',
+	'(c) a second later it still waits, the same process');
+$locker->query_safe('COMMIT');
+ok( $node->poll_query_until(
+		'd', q{SELECT holder IS NULL FROM leader_lease WHERE group_name = 'locked'}),
+	'(c) once the lock is gone, it ends the lease');
+is(worker_pid($node, 'd'), $worker, '(c) the worker never left');
+$locker->quit;
 
 $node->stop;
 done_testing();
