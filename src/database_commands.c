@@ -124,16 +124,6 @@ leader_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 	const char *dbname = database_to_free(pstmt->utilityStmt);
 	Oid			dboid = dbname != NULL ? get_database_oid(dbname, true) : InvalidOid;
 
-	/*
-	 * This database may have the extension from here on (CREATE EXTENSION
-	 * of leader, or of an extension that needs it): listed before it can
-	 * commit, under the lock that keeps its worker from taking it off.
-	 */
-	if (IsA(pstmt->utilityStmt, CreateExtensionStmt))
-	{
-		database_list_lock(MyDatabaseId);
-		database_list_add(MyDatabaseId);
-	}
 	if (!OidIsValid(dboid) || !may_free_database(pstmt->utilityStmt, dboid))
 		run_command(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else
@@ -146,6 +136,17 @@ leader_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 		}
 		PG_END_ENSURE_ERROR_CLEANUP(resume_after_failure, ObjectIdGetDatum(dboid));
 		leader_resume_worker(dboid, !IsA(pstmt->utilityStmt, DropdbStmt));
+	}
+
+	/*
+	 * This database may have the extension from here on (CREATE EXTENSION
+	 * of leader, or of an extension that needs it): listed before it can
+	 * commit, under the lock that keeps its worker from taking it off.
+	 */
+	if (IsA(pstmt->utilityStmt, CreateExtensionStmt))
+	{
+		database_list_lock(MyDatabaseId);
+		database_list_add(MyDatabaseId);
 	}
 
 	/* A new database may have the extension already, from its template. */
