@@ -15,9 +15,9 @@
  * Locking: the slots and the launcher fields are read and written under
  * the first "leader" LWLock (the second is database_list.c's); a latch
  * pointer is only set while its process lives and is read under the lock
- * before SetLatch.  The condition variables need
- * no lock of ours.  leader_shared is NULL in a server that did not preload
- * the library; every caller checks leader_shared_available() first.
+ * before SetLatch.  The condition variables need no lock of ours.
+ * leader_shared is NULL in a server that did not preload the library;
+ * every caller checks leader_shared_available() first.
  */
 #include "leader.h"
 
