@@ -25,6 +25,7 @@ OBJS = \
 	src/schedule.o \
 	src/worker.o \
 	src/database_commands.o \
+	src/database_list.o \
 	src/functions.o
 
 DATA = sql/$(EXTENSION)--1.0.sql sql/$(EXTENSION)--1.0--1.1.sql

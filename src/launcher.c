@@ -5,14 +5,22 @@
  *	  extension exists.
  *
  * It connects to no database.  At start it starts a worker in every
- * database that accepts connections, as many at a time as
- * max_worker_processes allows; a worker whose database has no leader
- * extension leaves at once, before taking a slot in shared memory.  After that it starts workers only when
- * asked (CREATE EXTENSION, see wakeups.c) and restarts none itself: the
- * postmaster restarts a worker that failed (bgw_restart_time), and after a
- * crash of any process it restarts the launcher, which starts them all
- * again.  It runs only once recovery has finished, so nothing acts on a
- * hot standby, and everything starts on promotion.
+ * database of the list of those that may have the extension
+ * (database_list.c; every database that accepts connections when the list
+ * cannot be trusted), as many at a time as max_worker_processes allows; a
+ * worker whose database has no leader extension leaves at once, before
+ * taking a slot in shared memory, and takes its database off the list.
+ * After that it starts workers when asked: for CREATE EXTENSION (see
+ * wakeups.c), after a database command that needed the worker gone
+ * (database_commands.c), and when a worker left for any other reason than
+ * its database dropping the extension (terminated, failed): that worker
+ * asks for its own restart as it exits (shared_state.c), and the launcher
+ * logs why it left and starts it again, 0.1 s later but at most once a second
+ * per database.  The postmaster restarts no worker itself
+ * (BGW_NEVER_RESTART); after a crash of any process it restarts the
+ * launcher, which starts them all again.  It runs only once recovery has
+ * finished, so nothing acts on a hot standby, and everything starts on
+ * promotion.
  */
 #include "leader.h"
 
@@ -32,9 +40,12 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 PGDLLEXPORT void leader_launcher_main(Datum arg);
+
+#define LAUNCHER_RETRY_MS 1000	/* a database waiting for a worker slot */
 
 /* Register the launcher; called from _PG_init while preloading. */
 void
@@ -103,7 +114,7 @@ start_worker(Oid dboid)
 
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 1;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher does */
 	strlcpy(worker.bgw_library_name, "leader", BGW_MAXLEN);
 	strlcpy(worker.bgw_function_name, "leader_worker_main", BGW_MAXLEN);
 	snprintf(worker.bgw_name, BGW_MAXLEN, "leader worker for database %u", dboid);
@@ -111,6 +122,41 @@ start_worker(Oid dboid)
 	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
 	worker.bgw_notify_pid = MyProcPid;
 	return RegisterDynamicBackgroundWorker(&worker, &handle);
+}
+
+static void
+launcher_close_list(int code, Datum arg)
+{
+	database_list_close();
+}
+
+/*
+ * The databases to start a worker in now: those asked for (logging why a
+ * worker that left unasked left) and those still waiting for a worker slot.
+ * *next_due: when the next restart held back is due.
+ */
+static List *
+databases_to_serve(List *deferred, TimestampTz *next_due)
+{
+	List	   *requests = leader_take_start_requests(GetCurrentTimestamp(), next_due);
+	List	   *dboids = NIL;
+	ListCell   *lc;
+
+	foreach(lc, requests)
+	{
+		LeaderStartRequest *request = lfirst(lc);
+
+		if (request->restart)
+			ereport(LOG,
+					(errmsg("leader: restarting the worker for database %u", request->dboid),
+					 request->exit_code == 0
+					 ? errdetail("It was terminated (SIGTERM).")
+					 : errdetail("It exited with exit code %d after an error.",
+								 request->exit_code)));
+		dboids = lappend_oid(dboids, request->dboid);
+	}
+	list_free_deep(requests);
+	return list_concat_unique_oid(dboids, deferred);
 }
 
 void
@@ -126,14 +172,18 @@ leader_launcher_main(Datum arg)
 	pgstat_report_appname("leader launcher");
 
 	leader_launcher_attach();
-	/* A worker in each database: those without the extension leave at once. */
-	deferred = all_databases();
+	/* A worker in each database that may have the extension. */
+	deferred = database_list_open(all_databases);
+	before_shmem_exit(launcher_close_list, (Datum) 0);
 
 	for (;;)
 	{
-		List	   *dboids = list_concat_unique_oid(leader_take_start_requests(), deferred);
+		TimestampTz next_due = DT_NOEND;
+		List	   *dboids = databases_to_serve(deferred, &next_due);
 		List	   *failed = NIL;
 		ListCell   *lc;
+		TimestampTz now;
+		long		timeout_ms = -1;
 
 		foreach(lc, dboids)
 		{
@@ -142,6 +192,7 @@ leader_launcher_main(Datum arg)
 			if (!database_exists(dboid))
 			{
 				leader_forget_database(dboid);
+				database_list_remove(dboid);
 				continue;
 			}
 			if (start_worker(dboid))
@@ -160,12 +211,16 @@ leader_launcher_main(Datum arg)
 			}
 		}
 		list_free(dboids);
-		list_free(deferred);
 		deferred = failed;
 
+		now = GetCurrentTimestamp();
+		if (deferred != NIL)
+			next_due = Min(next_due, TimestampTzPlusMilliseconds(now, LAUNCHER_RETRY_MS));
+		if (next_due != DT_NOEND)
+			timeout_ms = Max((long) ((next_due - now + 999) / 1000), 0);
 		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (deferred != NIL ? WL_TIMEOUT : 0),
-						 5000L, PG_WAIT_EXTENSION);
+						 WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (timeout_ms >= 0 ? WL_TIMEOUT : 0),
+						 timeout_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)

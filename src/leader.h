@@ -23,6 +23,7 @@
 #include "nodes/pg_list.h"
 #include "storage/condition_variable.h"
 #include "storage/lock.h"
+#include "storage/lwlock.h"
 
 /* ---- version guards (the floor is PostgreSQL 15) ---- */
 #if PG_VERSION_NUM < 150000
@@ -35,11 +36,16 @@
 #define leader_lock_held_by_me(tag, mode) LockHeldByMe((tag), (mode))
 #endif
 
+#if PG_VERSION_NUM >= 160000
+#define leader_database_ownercheck(dboid, roleid) object_ownercheck(DatabaseRelationId, (dboid), (roleid))
+#else
+#define leader_database_ownercheck(dboid, roleid) pg_database_ownercheck((dboid), (roleid))
+#endif
+
 /* ---- limits ---- */
 #define LEADER_MAX_NAME_BYTES		200 /* group names and named holders */
 #define LEADER_MAX_TIMEOUT_USECS	(USECS_PER_DAY)
 #define LEADER_CHANNEL				"leader_changed"
-#define LEADER_MAX_DATABASES		64	/* served by background workers */
 #define LEADER_SAFETY_WAKE_MS		1000	/* a woken waiter's longest sleep */
 
 /*
@@ -49,6 +55,7 @@
  */
 #define LEADER_LOCKSPACE_HOLDER		0x4C45	/* 19525: a holder's liveness */
 #define LEADER_LOCKSPACE_GROUP		0x4C46	/* 19526: a group's change lock */
+#define LEADER_LOCKSPACE_DATABASE_LIST	0x4C47	/* 19527: a database's list entry */
 #define LEADER_LOCKSPACE_TERM_FLOOR	0x4C54	/* 19540: the database's term floor */
 
 /* ---- settings (settings.c) ---- */
@@ -57,6 +64,7 @@ extern int	leader_max_ttl_ms;
 extern int	leader_max_groups;
 extern int	leader_max_groups_per_role;
 extern int	leader_poll_interval_ms;
+extern int	leader_max_databases;	/* only when preloaded */
 extern void leader_define_settings(void);
 
 /* ---- argument checks (arguments.c) ---- */
@@ -124,6 +132,7 @@ extern void lease_store_raise_term_floor(LeaseStore *store, int64 term);
 
 /* ---- how many groups there may be (group_capacity.c) ---- */
 extern void group_capacity_make_room(LeaseStore *store, const char *group, Oid role);
+extern void lease_store_visit_held(LeaseStore *store, LeaseVisitor visit, void *arg);
 
 /* ---- per-group change lock (group_lock.c) ---- */
 typedef enum GroupLockMode
@@ -161,6 +170,8 @@ extern void leader_shared_install_hooks(void);
 extern bool leader_shared_available(void);
 extern ConditionVariable *leader_group_wakeup(const char *group);
 extern void leader_request_worker(Oid dboid);
+extern uint32 leader_worker_requests(void);
+extern void leader_worker_unneeded(uint32 requests_seen);
 
 /* News for a database's worker: look at this group at "when" at the latest. */
 #define LEADER_WORKER_NOTES			256 /* waiting in shared memory, per database */
@@ -178,7 +189,27 @@ extern void leader_forget_database(Oid dboid);
 extern void leader_pause_worker(Oid dboid);
 extern void leader_resume_worker(Oid dboid, bool database_exists);
 extern void leader_database_commands_install(void);
-extern List *leader_take_start_requests(void);
+extern LWLock *leader_database_list_lock(void);
+
+/* ---- the databases that may have the extension (database_list.c) ---- */
+extern void database_list_add(Oid dboid);
+extern void database_list_remove(Oid dboid);
+extern void database_list_lock(Oid dboid);
+extern List *database_list_open(List *(*all_databases) (void));
+extern void database_list_close(void);
+
+/* A database whose worker the launcher is to start. */
+typedef struct LeaderStartRequest
+{
+	Oid			dboid;
+	bool		restart;		/* its last worker left unasked */
+	int			exit_code;		/* then: how it exited (0: terminated) */
+} LeaderStartRequest;
+
+#define LEADER_RESTART_DELAY_MS		100 /* from a worker's exit to its restart */
+#define LEADER_RESTART_INTERVAL_MS	1000	/* between starts of one database's worker */
+
+extern List *leader_take_start_requests(TimestampTz now, TimestampTz *next_due);
 extern bool leader_worker_attach(void);
 extern void leader_worker_retire(void);
 extern bool leader_worker_take_notes(LeaderWorkerNote *notes, int *count);

@@ -401,6 +401,46 @@ lease_store_delete(LeaseStore *store, LeaseRow *row)
 }
 
 /*
+ * Call visit(row, arg) for each row the scan returns whose leadership is
+ * (held) or is not (!held) recorded, until it returns false; ends the scan.
+ */
+static void
+visit_rows(LeaseStore *store, SysScanDesc scan, bool held, LeaseVisitor visit, void *arg)
+{
+	HeapTuple	tuple;
+
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		LeaseRow	row;
+
+		memset(&row, 0, sizeof(LeaseRow));
+		row_from_tuple(store, tuple, &row);
+		if (row.held == held && !visit(&row, arg))
+			break;
+	}
+	systable_endscan(scan);
+}
+
+/*
+ * Call visit(row, arg) for every group whose leadership is recorded, read
+ * through the partial index leader_lease_held_idx with a fresh MVCC
+ * snapshot: one consistent view of the held leases, each read once.  A
+ * lease that changes after the snapshot is the business of whoever changes
+ * it (it tells the database's worker at commit).
+ */
+void
+lease_store_visit_held(LeaseStore *store, LeaseVisitor visit, void *arg)
+{
+	Oid			held_index = lease_relation(RelationGetNamespace(store->rel),
+											"leader_lease_held_idx");
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+
+	visit_rows(store, systable_beginscan(store->rel, held_index, true, snapshot, 0, NULL),
+			   true, visit, arg);
+	UnregisterSnapshot(snapshot);
+}
+
+/*
  * Scan the rows of the groups creator created (through the index on
  * creator_role), or every row when creator is InvalidOid.
  */
@@ -452,20 +492,8 @@ lease_store_visit_vacant(LeaseStore *store, Oid creator, LeaseVisitor visit, voi
 {
 	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	ScanKeyData key;
-	SysScanDesc scan = scan_created_by(store, creator, snapshot, &key);
-	HeapTuple	tuple;
-	bool		more = true;
 
-	while (more && HeapTupleIsValid(tuple = systable_getnext(scan)))
-	{
-		LeaseRow	row;
-
-		memset(&row, 0, sizeof(LeaseRow));
-		row_from_tuple(store, tuple, &row);
-		if (!row.held)
-			more = visit(&row, arg);
-	}
-	systable_endscan(scan);
+	visit_rows(store, scan_created_by(store, creator, snapshot, &key), false, visit, arg);
 	UnregisterSnapshot(snapshot);
 }
 

@@ -5,6 +5,7 @@
  */
 #include "leader.h"
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 int			leader_default_ttl_ms = 15000;
@@ -12,6 +13,7 @@ int			leader_max_ttl_ms = 24 * 60 * 60 * 1000;
 int			leader_max_groups = 10000;
 int			leader_max_groups_per_role = 1000;
 int			leader_poll_interval_ms = 100;
+int			leader_max_databases = 64;
 
 void
 leader_define_settings(void)
@@ -60,6 +62,17 @@ leader_define_settings(void)
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	/* Sizes shared memory, which only a preloaded library has. */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("leader.max_databases",
+								"Most databases the background workers serve.",
+								"Each takes about 55 kB of shared memory.  A database beyond this gets no worker.",
+								&leader_max_databases,
+								64, 1, 4096,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("leader");
 }

@@ -1,9 +1,10 @@
 /*
  * shared_state.c
  *	  The extension's shared memory (only with shared_preload_libraries):
- *	  one slot per database served by a worker (with the notes committed
- *	  transactions leave for it), the launcher's latch, and the condition
- *	  variables that waiting leader_acquire calls sleep on.
+ *	  one slot per database served by a worker (leader.max_databases of
+ *	  them, each with the notes committed transactions leave for it), the
+ *	  launcher's latch, and the condition variables that waiting
+ *	  leader_acquire calls sleep on.
  *
  * A worker keeps its schedule in its own memory (schedule.c); what it
  * cannot see coming (a new lease, a session that ended) reaches it as a
@@ -12,10 +13,11 @@
  * lease instead (rescan), which is slower but loses nothing.
  *
  * Locking: the slots and the launcher fields are read and written under
- * the "leader" LWLock; a latch pointer is only set while its process lives
- * and is read under the lock before SetLatch.  The condition variables need
- * no lock of ours.  leader_shared is NULL in a server that did not preload
- * the library; every caller checks leader_shared_available() first.
+ * the first "leader" LWLock (the second is database_list.c's); a latch
+ * pointer is only set while its process lives and is read under the lock
+ * before SetLatch.  The condition variables need no lock of ours.
+ * leader_shared is NULL in a server that did not preload the library;
+ * every caller checks leader_shared_available() first.
  */
 #include "leader.h"
 
@@ -26,6 +28,7 @@
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include <signal.h>
@@ -36,8 +39,12 @@ typedef struct LeaderWorkerSlot
 {
 	Oid			dboid;			/* InvalidOid: free */
 	bool		start_requested;	/* the launcher should start its worker */
+	bool		restart;		/* ... because its worker left unasked */
+	int			exit_code;		/* with restart: how that worker exited */
+	TimestampTz exited_at;		/* with restart: when */
+	TimestampTz last_start;		/* when the launcher last started one */
 	uint32		requests;		/* how many times a worker was asked for */
-	bool		paused;			/* a database command needs it gone */
+	int			pauses;			/* database commands that need it gone */
 	bool		rescan;			/* the worker must read every held lease */
 	pid_t		pid;			/* the worker, once running */
 	Latch	   *latch;
@@ -50,8 +57,9 @@ typedef struct LeaderWorkerSlot
 typedef struct LeaderShared
 {
 	LWLock	   *lock;
+	LWLock	   *list_lock;		/* the file of database_list.c */
 	Latch	   *launcher_latch;
-	LeaderWorkerSlot workers[LEADER_MAX_DATABASES];
+	LeaderWorkerSlot *workers;	/* leader_max_databases, after the struct */
 	ConditionVariable wakeups[LEADER_WAKEUP_SLOTS];
 } LeaderShared;
 
@@ -61,13 +69,20 @@ static uint32 worker_requests_seen = 0; /* slot->requests when it attached */
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
+static Size
+shared_size(void)
+{
+	return add_size(MAXALIGN(sizeof(LeaderShared)),
+					mul_size(leader_max_databases, sizeof(LeaderWorkerSlot)));
+}
+
 static void
 leader_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(LeaderShared)));
-	RequestNamedLWLockTranche("leader", 1);
+	RequestAddinShmemSpace(shared_size());
+	RequestNamedLWLockTranche("leader", 2);
 }
 
 static void
@@ -78,11 +93,14 @@ leader_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	leader_shared = ShmemInitStruct("leader", sizeof(LeaderShared), &found);
+	leader_shared = ShmemInitStruct("leader", shared_size(), &found);
 	if (!found)
 	{
-		memset(leader_shared, 0, sizeof(LeaderShared));
-		leader_shared->lock = &(GetNamedLWLockTranche("leader"))->lock;
+		memset(leader_shared, 0, shared_size());
+		leader_shared->lock = &(GetNamedLWLockTranche("leader"))[0].lock;
+		leader_shared->list_lock = &(GetNamedLWLockTranche("leader"))[1].lock;
+		leader_shared->workers = (LeaderWorkerSlot *)
+			((char *) leader_shared + MAXALIGN(sizeof(LeaderShared)));
 		for (int i = 0; i < LEADER_WAKEUP_SLOTS; i++)
 			ConditionVariableInit(&leader_shared->wakeups[i]);
 	}
@@ -122,7 +140,7 @@ slot_for(Oid dboid, bool create)
 {
 	LeaderWorkerSlot *free_slot = NULL;
 
-	for (int i = 0; i < LEADER_MAX_DATABASES; i++)
+	for (int i = 0; i < leader_max_databases; i++)
 	{
 		LeaderWorkerSlot *slot = &leader_shared->workers[i];
 
@@ -138,6 +156,22 @@ slot_for(Oid dboid, bool create)
 	return free_slot;
 }
 
+/*
+ * No slot is free for the database.  A request for this very database
+ * comes from CREATE EXTENSION in this session, which is warned; a database
+ * that may have it (a CREATE DATABASE, or its worker starting) is logged.
+ */
+static void
+report_no_room(Oid dboid)
+{
+	ereport(dboid == MyDatabaseId ? WARNING : LOG,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("leader: no background worker can serve database %u", dboid),
+			 errdetail("The background workers serve at most %d databases (leader.max_databases), and as many are served.",
+					   leader_max_databases),
+			 errhint("Raise leader.max_databases and restart the server.  Until then, a lease in this database ends only when a call touches its group, and waiting calls poll.")));
+}
+
 /* Ask the launcher to start the database's worker (if it has none). */
 void
 leader_request_worker(Oid dboid)
@@ -146,12 +180,7 @@ leader_request_worker(Oid dboid)
 
 	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
 	slot = slot_for(dboid, true);
-	if (slot == NULL)
-		ereport(LOG,
-				(errmsg("leader: no room to serve database %u", dboid),
-				 errdetail("The background worker serves at most %d databases.",
-						   LEADER_MAX_DATABASES)));
-	else
+	if (slot != NULL)
 	{
 		slot->requests++;
 		if (slot->pid == 0)
@@ -160,6 +189,8 @@ leader_request_worker(Oid dboid)
 	if (leader_shared->launcher_latch != NULL)
 		SetLatch(leader_shared->launcher_latch);
 	LWLockRelease(leader_shared->lock);
+	if (slot == NULL)
+		report_no_room(dboid);
 }
 
 /*
@@ -209,6 +240,12 @@ leader_worker_rescan(Oid dboid)
 	LWLockRelease(leader_shared->lock);
 }
 
+LWLock *
+leader_database_list_lock(void)
+{
+	return leader_shared->list_lock;
+}
+
 /* ---- for the launcher ---- */
 
 static void
@@ -228,25 +265,52 @@ leader_launcher_attach(void)
 	before_shmem_exit(launcher_detach, (Datum) 0);
 }
 
-/* Databases whose worker should be started now; clears their requests. */
+/*
+ * The databases whose worker should be started now (LeaderStartRequest *),
+ * clearing their requests.  A worker that left unasked is started again
+ * LEADER_RESTART_DELAY_MS after it left (at a shutdown, the launcher is
+ * told to leave too by then, and restarts nothing), and not sooner than
+ * LEADER_RESTART_INTERVAL_MS after the previous start, so that a worker
+ * failing at every start is not started over and over; *next_due is
+ * lowered to when the next such restart is due.
+ */
 List *
-leader_take_start_requests(void)
+leader_take_start_requests(TimestampTz now, TimestampTz *next_due)
 {
-	List	   *dboids = NIL;
+	List	   *requests = NIL;
 
 	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < LEADER_MAX_DATABASES; i++)
+	for (int i = 0; i < leader_max_databases; i++)
 	{
 		LeaderWorkerSlot *slot = &leader_shared->workers[i];
+		LeaderStartRequest *request;
 
-		if (slot->dboid != InvalidOid && slot->start_requested && !slot->paused)
+		if (slot->dboid == InvalidOid || !slot->start_requested || slot->pauses > 0)
+			continue;
+		if (slot->restart)
 		{
-			slot->start_requested = false;
-			dboids = lappend_oid(dboids, slot->dboid);
+			TimestampTz due = Max(TimestampTzPlusMilliseconds(slot->last_start,
+															  LEADER_RESTART_INTERVAL_MS),
+								  TimestampTzPlusMilliseconds(slot->exited_at,
+															  LEADER_RESTART_DELAY_MS));
+
+			if (due > now)
+			{
+				*next_due = Min(*next_due, due);
+				continue;
+			}
 		}
+		request = palloc(sizeof(LeaderStartRequest));
+		request->dboid = slot->dboid;
+		request->restart = slot->restart;
+		request->exit_code = slot->exit_code;
+		requests = lappend(requests, request);
+		slot->start_requested = false;
+		slot->restart = false;
+		slot->last_start = now;
 	}
 	LWLockRelease(leader_shared->lock);
-	return dboids;
+	return requests;
 }
 
 /* The database is gone: forget its slot. */
@@ -277,7 +341,7 @@ leader_pause_worker(Oid dboid)
 	slot = slot_for(dboid, false);
 	if (slot != NULL)
 	{
-		slot->paused = true;
+		slot->pauses++;
 		pid = slot->pid;
 	}
 	LWLockRelease(leader_shared->lock);
@@ -300,7 +364,10 @@ leader_pause_worker(Oid dboid)
 	}
 }
 
-/* The command is over: the database gets its worker back, if it still exists. */
+/*
+ * The command is over: unless another such command is still running, the
+ * database gets its worker back, if it still exists.
+ */
 void
 leader_resume_worker(Oid dboid, bool database_exists)
 {
@@ -310,9 +377,8 @@ leader_resume_worker(Oid dboid, bool database_exists)
 	slot = slot_for(dboid, false);
 	if (slot != NULL && !database_exists)
 		slot->dboid = InvalidOid;
-	else if (slot != NULL)
+	else if (slot != NULL && slot->pauses > 0 && --slot->pauses == 0)
 	{
-		slot->paused = false;
 		slot->start_requested = true;
 		if (leader_shared->launcher_latch != NULL)
 			SetLatch(leader_shared->launcher_latch);
@@ -336,13 +402,18 @@ worker_detach(int code, Datum arg)
 		/*
 		 * A worker leaving because the extension was dropped frees the slot,
 		 * unless the extension was created again meanwhile: then it hands
-		 * the slot back to the launcher for a new worker.
+		 * the slot back to the launcher for a new worker.  One leaving for
+		 * any other reason (terminated, failed) is started again, unless a
+		 * database command made it leave (that command brings it back).
 		 */
 		if (worker_retired && slot->requests == worker_requests_seen)
 			slot->dboid = InvalidOid;
-		else if (worker_retired)
+		else if (worker_retired || slot->pauses == 0)
 		{
 			slot->start_requested = true;
+			slot->restart = !worker_retired;
+			slot->exit_code = code;
+			slot->exited_at = GetCurrentTimestamp();
 			if (leader_shared->launcher_latch != NULL)
 				SetLatch(leader_shared->launcher_latch);
 		}
@@ -363,11 +434,12 @@ leader_worker_attach(void)
 
 	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
 	slot = slot_for(MyDatabaseId, true);
-	if (slot != NULL && !slot->paused && (slot->pid == 0 || slot->pid == MyProcPid))
+	if (slot != NULL && slot->pauses == 0 && (slot->pid == 0 || slot->pid == MyProcPid))
 	{
 		slot->pid = MyProcPid;
 		slot->latch = MyLatch;
 		slot->start_requested = false;
+		slot->restart = false;
 		slot->rescan = true;	/* look at every lease once */
 		slot->note_count = 0;
 		slot->next_wake = 0;
@@ -376,13 +448,42 @@ leader_worker_attach(void)
 	}
 	LWLockRelease(leader_shared->lock);
 	if (slot == NULL)
-		ereport(LOG,
-				(errmsg("leader: no room to serve database %u", MyDatabaseId),
-				 errdetail("The background worker serves at most %d databases.",
-						   LEADER_MAX_DATABASES)));
+		report_no_room(MyDatabaseId);
 	if (attached)
 		before_shmem_exit(worker_detach, (Datum) 0);
 	return attached;
+}
+
+/*
+ * How many times a worker was asked for this database; with
+ * leader_worker_unneeded, a worker that found no extension here gives back
+ * the slot its start took, unless asked for again meanwhile (a CREATE
+ * EXTENSION that committed after it looked).
+ */
+uint32
+leader_worker_requests(void)
+{
+	LeaderWorkerSlot *slot;
+	uint32		requests = 0;
+
+	LWLockAcquire(leader_shared->lock, LW_SHARED);
+	slot = slot_for(MyDatabaseId, false);
+	if (slot != NULL)
+		requests = slot->requests;
+	LWLockRelease(leader_shared->lock);
+	return requests;
+}
+
+void
+leader_worker_unneeded(uint32 requests_seen)
+{
+	LeaderWorkerSlot *slot;
+
+	LWLockAcquire(leader_shared->lock, LW_EXCLUSIVE);
+	slot = slot_for(MyDatabaseId, false);
+	if (slot != NULL && slot->pid == 0 && slot->requests == requests_seen)
+		slot->dboid = InvalidOid;
+	LWLockRelease(leader_shared->lock);
 }
 
 /* The worker is leaving for good: free its slot when it exits. */

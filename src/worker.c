@@ -22,6 +22,12 @@
  * tells it at once.  An error in one group (a full notification queue,
  * say) is logged and that group retried a second later, without stopping
  * the others.
+ *
+ * It runs as a superuser in a database whose owner may not be one, so it
+ * reads and writes leader_lease only through lease_store.c (no SQL, no
+ * name looked up through search_path, no user's operator, function or
+ * trigger), and fixes the settings that ALTER DATABASE/ROLE ... SET could
+ * use to subvert or stop it (worker_fix_settings).
  */
 #include "leader.h"
 
@@ -31,8 +37,6 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_extension.h"
-#include "catalog/pg_type_d.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -40,9 +44,8 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
-#include "utils/builtins.h"
 #include "utils/fmgroids.h"
-#include "utils/lsyscache.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -163,10 +166,21 @@ worker_run(WorkerStep step, void *arg, bool rethrow)
 	return !failed;
 }
 
+/*
+ * Whether the extension is in this database, looked at under the
+ * database's list lock (after any CREATE EXTENSION in progress), and the
+ * list of databases with it kept true (database_list.c).
+ */
 static void
 worker_find_extension(void *found)
 {
+	database_list_lock(MyDatabaseId);
+	InvalidateCatalogSnapshot();
 	*(bool *) found = OidIsValid(worker_extension_namespace());
+	if (*(bool *) found)
+		database_list_add(MyDatabaseId);
+	else
+		database_list_remove(MyDatabaseId);
 }
 
 static bool
@@ -176,6 +190,14 @@ worker_database_has_extension(void)
 
 	worker_run(worker_find_extension, &found, true);
 	return found;
+}
+
+/* Schedule a held lease: at its expires_at, or now if session-bound. */
+static bool
+worker_schedule_lease(const LeaseRow *row, void *arg)
+{
+	schedule_no_later_than(row->group, row->kind == HOLDER_SESSION ? 0 : row->expires_at);
+	return true;
 }
 
 /*
@@ -192,26 +214,10 @@ worker_read_held_leases(void *found)
 	namespace = worker_extension_namespace();
 	if (OidIsValid(namespace))
 	{
-		char	   *query = psprintf("SELECT group_name, expires_at, holder_kind = 'session' "
-									 "FROM %s WHERE holder IS NOT NULL",
-									 quote_qualified_identifier(get_namespace_name(namespace),
-																"leader_lease"));
+		LeaseStore *store = lease_store_open(namespace, AccessShareLock);
 
-		SPI_connect();
-		if (SPI_execute(query, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "leader worker: could not read the held leases");
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	tuple = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		isnull;
-			bool		session = DatumGetBool(SPI_getbinval(tuple, desc, 3, &isnull));
-
-			schedule_no_later_than(SPI_getvalue(tuple, desc, 1),
-								   session ? 0 :
-								   DatumGetTimestampTz(SPI_getbinval(tuple, desc, 2, &isnull)));
-		}
-		SPI_finish();
+		lease_store_visit_held(store, worker_schedule_lease, NULL);
+		lease_store_close(store);
 	}
 	PopActiveSnapshot();
 	*(bool *) found = OidIsValid(namespace);
@@ -339,20 +345,63 @@ worker_settle(const char *group, int busy_retry_ms)
 	return done && settlement.result == SETTLE_BUSY;
 }
 
+/*
+ * The settings the worker runs with whatever ALTER DATABASE ... SET or
+ * ALTER ROLE ... SET say (a database's owner may set these): it resolves no
+ * name through a search_path a user can change, acts as the superuser it
+ * was started as, and no timeout, read-only default, isolation level or
+ * exit_on_error of a user's choosing stops it or turns the error of one
+ * group into its exit.
+ */
+static const struct
+{
+	const char *name;
+	const char *value;
+}			worker_fixed_settings[] =
+{
+	{"search_path", "pg_catalog, pg_temp"},
+	{"role", "none"},
+	{"statement_timeout", "0"},
+	{"lock_timeout", "0"},
+	{"idle_in_transaction_session_timeout", "0"},
+	{"idle_session_timeout", "0"},
+#if PG_VERSION_NUM >= 170000
+	{"transaction_timeout", "0"},
+#endif
+	{"default_transaction_read_only", "off"},
+	{"default_transaction_isolation", "read committed"},
+	{"default_transaction_deferrable", "off"},
+	{"exit_on_error", "off"},
+};
+
+static void
+worker_fix_settings(void)
+{
+	for (int i = 0; i < lengthof(worker_fixed_settings); i++)
+		SetConfigOption(worker_fixed_settings[i].name, worker_fixed_settings[i].value,
+						PGC_SUSET, PGC_S_OVERRIDE);
+}
+
 void
 leader_worker_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
 	int			busy_backoff_ms = 0;
+	uint32		requests_seen;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, worker_sigterm);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	worker_fix_settings();
 	pgstat_report_appname("leader worker");
 
+	requests_seen = leader_worker_requests();
 	if (!worker_database_has_extension())
+	{
+		leader_worker_unneeded(requests_seen);
 		worker_leave_for_good();	/* nothing to serve here */
+	}
 	if (!leader_worker_attach())
 		proc_exit(0);			/* another worker serves this database */
 
@@ -412,5 +461,7 @@ leader_worker_main(Datum arg)
 	}
 
 	leader_worker_retire();
-	worker_leave_for_good();
+	if (!worker_database_has_extension())	/* to update the list */
+		worker_leave_for_good();
+	proc_exit(0);				/* created again: the launcher starts a worker */
 }

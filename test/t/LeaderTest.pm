@@ -7,8 +7,9 @@
 #     (client_pid, kill_client, backend_gone);
 #   - reading one group's row of leader_status (lease_status);
 #   - with the library preloaded: a node set up that way (preloaded_node),
-#     the database's background worker (worker_pid), and when events arrive
-#     and who sent them (wait_for_events);
+#     the database's background worker (worker_pid, replaced_worker_pid,
+#     worker_ends_lease), and when events arrive and who sent them
+#     (wait_for_events);
 #   - the node the tests of the pg_leader client run on (pg_leader_node).
 # Every helper is told the node, database and session it works on; the only
 # state kept here are counters that make markers and tags unique.
@@ -44,6 +45,8 @@ our @EXPORT = qw(
   backend_gone
   lease_status
   worker_pid
+  replaced_worker_pid
+  worker_ends_lease
   wait_for_events
   preloaded_node
   pg_leader_node
@@ -217,6 +220,42 @@ sub worker_pid
 	  or return undef;
 	return $node->safe_psql('postgres',
 		"SELECT pid FROM pg_stat_activity WHERE $where");
+}
+
+# Wait until database $db of $node has exactly one leader worker, another
+# process than $old_pid; returns its pid, or undef if none came.
+sub replaced_worker_pid
+{
+	my ($node, $db, $old_pid) = @_;
+	my $where =
+	  "backend_type = 'leader worker' AND datname = '$db'";
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 1 AND bool_and(pid <> $old_pid) FROM pg_stat_activity WHERE $where")
+	  or return undef;
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE $where");
+}
+
+# In database $db of $node, a named holder takes $group for 300 ms and
+# nobody touches the group again: returns whether an "expired" event of that
+# group, sent by the database's worker, reaches a listener within 10 s.
+sub worker_ends_lease
+{
+	my ($node, $db, $group) = @_;
+	my $worker = worker_pid($node, $db) // return 0;
+	my $listener = listen_leader_changed($node, $db);
+	$node->safe_psql($db, "SELECT leader_try_acquire('$group', '300ms', 'h')");
+	my @events = eval {
+		wait_for_events($listener,
+			sub { grep { $_->{event} eq 'expired' && $_->{group} eq $group } @_ },
+			10);
+	};
+	$listener->quit;
+	return scalar grep {
+		     $_->{event} eq 'expired'
+		  && $_->{group} eq $group
+		  && $_->{sender} == $worker
+	} @events;
 }
 
 # Read leader_changed events through $listener (a listener of
