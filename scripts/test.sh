@@ -14,7 +14,8 @@
 #        and the TAP tests (test/t/*.pl), each on its own temporary instance; then
 #        "make faultcheck": the short fault-injection run (test/faults) and the run
 #        against a planted bug that its checker must catch;
-#      then, as root, the suites that need root: test/liveness/silent-host.sh (leaders
+#      then, as root, the benchmark's self-checks (bench/test_bench.py) and the suites
+#      that need root: test/liveness/silent-host.sh (leaders
 #      whose host vanishes from the network, in network namespaces) and
 #      scripts/test-package.sh (the Debian package built, installed and tried);
 #   4. on failure prints the diffs and logs that say why;
@@ -255,6 +256,14 @@ fi
 status=0
 run_suite faults faultcheck || status=$?
 count_checks faults "$status"
+
+# The benchmark's own machinery (bench/test_bench.py: its report, PG_CONFIG, its command
+# lines), as root like bench/run.sh; it runs no benchmark.
+status=0
+run_logged bench-selftest /usr/bin/python3 -m unittest discover -v -s "$COPY/bench" || status=$?
+tally bench-selftest "$status" \
+    "$(grep -cE ' \.\.\. (ok|skipped.*)$' "$WORK/bench-selftest.out" || true)" \
+    "$(grep -cE ' \.\.\. (FAIL|ERROR)$' "$WORK/bench-selftest.out" || true)"
 
 # Suites that need root, run as root: connection liveness across a vanished network
 # (network namespaces), and the Debian package, built, installed and tried.
