@@ -12,6 +12,7 @@ OBJS = \
 	src/module.o \
 	src/settings.o \
 	src/arguments.o \
+	src/keyed_hash.o \
 	src/group_lock.o \
 	src/holder.o \
 	src/session_lock.o \

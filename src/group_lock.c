@@ -19,14 +19,13 @@
  */
 #include "leader.h"
 
-#include "common/hashfn.h"
 #include "miscadmin.h"
 
+/* (database, keyed hash of the name: 64 bits in two fields, 19526) */
 static void
 group_lock_tag(LOCKTAG *tag, const char *group)
 {
-	uint64		hash = hash_bytes_extended((const unsigned char *) group,
-										   (int) strlen(group), 0);
+	uint64		hash = leader_keyed_hash(group, NULL, 0);
 
 	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (hash >> 32),
 						 (uint32) hash, LEADER_LOCKSPACE_GROUP);

@@ -112,6 +112,9 @@ extern void lease_store_read(LeaseStore *store, const char *group, LeaseRow *row
 extern void lease_store_write(LeaseStore *store, LeaseRow *row);
 extern bool lease_store_has_at_least(LeaseStore *store, int64 n);
 
+/* ---- keyed hashing of names (keyed_hash.c) ---- */
+extern uint64 leader_keyed_hash(const char *name, const int64 *words, int nwords);
+
 /* ---- per-group change lock (group_lock.c) ---- */
 typedef enum GroupLockMode
 {

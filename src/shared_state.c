@@ -109,11 +109,11 @@ leader_shared_available(void)
 ConditionVariable *
 leader_group_wakeup(const char *group)
 {
-	uint32		hash = hash_combine(hash_bytes_uint32(MyDatabaseId),
-									hash_bytes((const unsigned char *) group,
-											   (int) strlen(group)));
+	int64		database = MyDatabaseId;
 
-	return &leader_shared->wakeups[hash % LEADER_WAKEUP_SLOTS];
+	/* keyed, so that no name can be chosen to share another group's slot */
+	return &leader_shared->wakeups[leader_keyed_hash(group, &database, 1) %
+								   LEADER_WAKEUP_SLOTS];
 }
 
 /* The database's slot, or NULL; with create, a free slot is taken. */
