@@ -34,7 +34,8 @@ REGRESS = setup functions bad_input privileges events
 REGRESS_OPTS = --temp-instance=./tmp_check_regress
 
 ISOLATION = acquire_race renew_vs_takeover release_vs_acquire rollback \
-	uncommitted_acquire fence_holds_takeover fence_stale_term isolation_levels
+	uncommitted_acquire fence_holds_takeover fence_stale_term isolation_levels \
+	release_leaves_no_lock
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso --temp-instance=./tmp_check_iso
 
 TAP_TESTS = 1

@@ -10,9 +10,12 @@
  *	 2. Take the group lock (group_lock.c), read again, decide again.  The
  *		version read under the lock is the one the change writes over.
  *	 3. A lease found ended (past expires_at, or its session gone) is first
- *		recorded as ended, with its "expired" or "vacated" event, by
- *		whichever change touches the group next.  So every term gets
- *		exactly one ending event, in the transaction that ends it.
+ *		recorded as ended, with its "expired" or "vacated" event, by the
+ *		worker or by the next change of the group (an acquisition or a
+ *		forced release).  So every term gets exactly one ending event, in
+ *		the transaction that ends it.  A call that cannot change the
+ *		caller's own leadership (a release of a lease not the caller's)
+ *		records nothing and leaves no lock past its statement.
  *	 4. A new leadership takes the group's term plus one; a renewal keeps
  *		the term and moves expires_at.
  * Time is the server's clock (GetCurrentTimestamp) when the call decides.
@@ -226,8 +229,7 @@ leader_try_acquire_internal(Oid ext_namespace, const char *group,
 
 /*
  * Record the end of the group's lease if it has ended (past expires_at, or
- * its session gone), without waiting for anything.  Used by calls that find
- * a lease over, and by the worker.
+ * its session gone), without waiting for anything.  Used by the worker.
  */
 SettleResult
 leader_settle_if_ended(Oid ext_namespace, const char *group)
@@ -266,6 +268,11 @@ leader_settle_if_ended(Oid ext_namespace, const char *group)
  * leader_release: end the caller's leadership.  Waits for fenced
  * transactions of the group to end, since they were promised the term; it
  * holds neither the group lock nor a lock on the table while it waits.
+ * A call that finds no leadership of the caller to end (someone else's,
+ * or one that has expired or whose session is gone) changes nothing and
+ * keeps no lock: recording such an end is left to the worker or to the
+ * next acquisition, as its transaction would otherwise hold the group lock,
+ * and with it every candidate, for as long as it stays open.
  */
 bool
 leader_release_internal(Oid ext_namespace, const char *group, const LeaderCaller *caller)
@@ -276,19 +283,16 @@ leader_release_internal(Oid ext_namespace, const char *group, const LeaderCaller
 	GroupChange gc = {0};
 
 	leader_read_lease(ext_namespace, group, &row);
-	state = leader_lease_state(&row, caller, GetCurrentTimestamp());
-	if (state == LEASE_EXPIRED || state == LEASE_VACATED)
-		leader_settle_if_ended(ext_namespace, group);
-	if (state != LEASE_MINE)
+	if (leader_lease_state(&row, caller, GetCurrentTimestamp()) != LEASE_MINE)
 		return false;
 
 	change_lock(&gc, group, GROUP_LOCK_HANDOVER, true);
 	store = lease_store_open(ext_namespace, RowExclusiveLock);
 	lease_store_read(store, group, &row);
 	state = leader_lease_state(&row, caller, GetCurrentTimestamp());
-	if (state == LEASE_MINE || state == LEASE_EXPIRED || state == LEASE_VACATED)
+	if (state == LEASE_MINE)
 	{
-		lease_end(&row, state == LEASE_MINE ? "released" : ending_event(state));
+		lease_end(&row, "released");
 		lease_store_write(store, &row);
 	}
 	else
