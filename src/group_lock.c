@@ -16,10 +16,24 @@
  * another session's uncommitted change.  A caller that took the lock and
  * then changed nothing gives it back at once (group_lock_undo), so a losing
  * attempt never holds off the leader's next renewal.
+ *
+ * A transaction that holds a group lock cannot be prepared: PREPARE
+ * TRANSACTION would keep the lock, across restarts, until someone commits
+ * or rolls back the prepared transaction, holding off the group all that
+ * time.  This is the one place that refuses it, for every call that keeps
+ * a group lock (an acquisition, a renewal, a release, a forced release, a
+ * fence); since every change of a lease happens under its group lock, no
+ * change of the extension is ever prepared.
  */
 #include "leader.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
+#include "utils/memutils.h"
+
+/* Groups whose lock this transaction asked for, in TopTransactionContext. */
+static List *gl_requested = NIL;
+static bool gl_callback_registered = false;
 
 /* (database, keyed hash of the name: 64 bits in two fields, 19526) */
 static void
@@ -44,6 +58,73 @@ group_lock_mode(GroupLockMode mode)
 			return ExclusiveLock;
 	}
 	pg_unreachable();
+}
+
+/* Does this transaction hold the group's lock, in any mode? */
+static bool
+group_lock_held(const char *group)
+{
+	LOCKTAG		tag;
+
+	group_lock_tag(&tag, group);
+	return leader_lock_held_by_me(&tag, group_lock_mode(GROUP_LOCK_FENCE)) ||
+		leader_lock_held_by_me(&tag, group_lock_mode(GROUP_LOCK_CHANGE)) ||
+		leader_lock_held_by_me(&tag, group_lock_mode(GROUP_LOCK_HANDOVER));
+}
+
+static void
+gl_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			foreach(lc, gl_requested)
+			{
+				const char *group = lfirst(lc);
+
+				if (group_lock_held(group))
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("cannot PREPARE a transaction that holds the group lock of group \"%s\"",
+									group),
+							 errdetail("The transaction changed or fenced a leadership of the group, and a prepared transaction would keep the group locked, across restarts, until it is committed or rolled back."),
+							 errhint("Call the leader functions in a transaction that is committed, not prepared.")));
+			}
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			gl_requested = NIL; /* its memory goes with the transaction */
+			break;
+		default:
+			break;
+	}
+}
+
+/* Remember that this transaction asked for the group's lock. */
+static void
+gl_remember(const char *group)
+{
+	MemoryContext old;
+	ListCell   *lc;
+
+	if (!gl_callback_registered)
+	{
+		RegisterXactCallback(gl_xact_callback, NULL);
+		gl_callback_registered = true;
+	}
+	foreach(lc, gl_requested)
+	{
+		if (strcmp(lfirst(lc), group) == 0)
+			return;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	gl_requested = lappend(gl_requested, pstrdup(group));
+	MemoryContextSwitchTo(old);
 }
 
 GroupLockResult
@@ -77,6 +158,7 @@ group_lock_take(const char *group, GroupLockMode mode, bool wait)
 					 errdetail("This transaction fenced the group, so waiting for the other one could deadlock."),
 					 errhint("End the leadership in a transaction that did not call leader_fence(), or retry.")));
 	}
+	gl_remember(group);
 	result = LockAcquire(&tag, group_lock_mode(mode), false, !wait);
 	switch (result)
 	{

@@ -15,7 +15,7 @@
  * behind the holder's back is never mistaken for a live one.
  *
  * Session locks survive ROLLBACK, so this file makes them follow the
- * transaction: a lock taken in a transaction (or subtransaction) that
+ * transaction (which is never prepared: group_lock.c refuses to): a lock taken in a transaction (or subtransaction) that
  * aborts is released; a lock whose lease the transaction ends is released
  * only when it commits.  It also remembers, per group, the lease the
  * session holds as of its last commit, so that the lock of a lease that
@@ -257,11 +257,6 @@ sl_xact_callback(XactEvent event, void *arg)
 	}
 	switch (event)
 	{
-		case XACT_EVENT_PRE_PREPARE:
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot PREPARE a transaction that changed a session-bound leadership")));
-			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			foreach(lc, sl_pending)
