@@ -16,12 +16,14 @@
  *		the transaction that ends it.  A call that cannot change the
  *		caller's own leadership (a release of a lease not the caller's)
  *		records nothing and leaves no lock past its statement.
- *	 4. A new leadership takes the group's term plus one; a renewal keeps
- *		the term and moves expires_at.
+ *	 4. A new leadership takes the group's term plus one, and its commit is
+ *		flushed even under synchronous_commit = off; a renewal keeps the
+ *		term and moves expires_at.
  * Time is the server's clock (GetCurrentTimestamp) when the call decides.
  */
 #include "leader.h"
 
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -216,6 +218,14 @@ leader_try_acquire_internal(Oid ext_namespace, const char *group,
 			if (state != LEASE_VACANT)
 				lease_end(&row, ending_event(state));
 			lease_start(store, &row, caller, ttl_usecs, now);
+
+			/*
+			 * A new term is flushed to WAL before the commit returns, and so
+			 * before its event is sent, whatever synchronous_commit says: a
+			 * term lost in a crash would be handed out again.  Renewals stay
+			 * as durable as the caller's synchronous_commit asks.
+			 */
+			ForceSyncCommit();
 			won = true;
 		}
 		else
