@@ -174,14 +174,12 @@ lease_start(LeaseStore *store, LeaseRow *row, const LeaderCaller *caller,
 }
 
 /*
- * leader_try_acquire: lead the group, or renew the caller's lease, without
- * waiting.  When it answers false because someone else leads, *retry_at is
- * when that lease expires (else 0), for callers that wait.
+ * One attempt of leader_try_acquire.  *busy: it lost because the group lock
+ * was taken.
  */
-bool
-leader_try_acquire_internal(Oid ext_namespace, const char *group,
-							int64 ttl_usecs, const LeaderCaller *caller,
-							TimestampTz *retry_at)
+static bool
+try_acquire_once(Oid ext_namespace, const char *group, int64 ttl_usecs,
+				 const LeaderCaller *caller, TimestampTz *retry_at, bool *busy)
 {
 	LeaseStore *store = lease_store_open(ext_namespace, RowExclusiveLock);
 	LeaseRow	row;
@@ -191,6 +189,7 @@ leader_try_acquire_internal(Oid ext_namespace, const char *group,
 	bool		won = false;
 
 	*retry_at = 0;
+	*busy = false;
 	lease_store_read(store, group, &row);
 	state = leader_lease_state(&row, caller, GetCurrentTimestamp());
 	if (state != LEASE_OTHERS &&
@@ -229,12 +228,68 @@ leader_try_acquire_internal(Oid ext_namespace, const char *group,
 			won = true;
 		}
 		else
+		{
+			*busy = state != LEASE_OTHERS;
 			change_abandon(&gc);
+		}
 	}
+	else if (state != LEASE_OTHERS)
+		*busy = true;
 	if (state == LEASE_OTHERS)
 		*retry_at = row.expires_at;
 	lease_store_close(store);
 	return won;
+}
+
+/*
+ * leader_try_acquire: lead the group, or renew the caller's lease, without
+ * waiting on anyone's change of the group but the worker's.  When it
+ * answers false because someone else leads, *retry_at is when that lease
+ * expires (else 0), for callers that wait.
+ *
+ * A group whose lock is busy because the worker is recording the end of
+ * its lease is free but for the worker's bookkeeping, a transaction of a
+ * few milliseconds: the attempt waits for it (up to LEADER_WORKER_WAIT_MS)
+ * and tries again, rather than answer false and cost a polling candidate a
+ * whole retry period.  A lock held by any other transaction still answers
+ * false at once, and so does a group someone else leads.
+ */
+bool
+leader_try_acquire_internal(Oid ext_namespace, const char *group,
+							int64 ttl_usecs, const LeaderCaller *caller,
+							TimestampTz *retry_at)
+{
+	TimestampTz wait_until = 0;
+	bool		retried_free = false;
+
+	for (;;)
+	{
+		bool		busy;
+
+		if (try_acquire_once(ext_namespace, group, ttl_usecs, caller, retry_at, &busy))
+			return true;
+		if (!busy)
+			return false;
+		switch (group_lock_holders(group))
+		{
+			case GROUP_HELD_BY_OTHERS:
+				return false;
+			case GROUP_HELD_BY_NOBODY:
+				/* let go just now: one more attempt */
+				if (retried_free)
+					return false;
+				retried_free = true;
+				break;
+			case GROUP_HELD_BY_WORKER:
+				if (wait_until == 0)
+					wait_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															 LEADER_WORKER_WAIT_MS);
+				else if (GetCurrentTimestamp() >= wait_until)
+					return false;
+				leader_wait_for_worker(group, wait_until);
+				break;
+		}
+	}
 }
 
 /*

@@ -24,11 +24,18 @@
  * a group lock (an acquisition, a renewal, a release, a forced release, a
  * fence); since every change of a lease happens under its group lock, no
  * change of the extension is ever prepared.
+ *
+ * A candidate that finds the lock busy may ask who holds it
+ * (group_lock_holders): the database's worker, recording the end of a lease
+ * in a transaction of a few milliseconds, is waited for (election.c); any
+ * other holder is not.
  */
 #include "leader.h"
 
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "utils/memutils.h"
 
 /* Groups whose lock this transaction asked for, in TopTransactionContext. */
@@ -171,6 +178,39 @@ group_lock_take(const char *group, GroupLockMode mode, bool wait)
 			return GROUP_LOCK_ALREADY_HELD;
 	}
 	pg_unreachable();
+}
+
+/*
+ * Who, besides this transaction, holds the group's lock: nobody, only the
+ * database's worker (recording the end of a lease), or anyone else.  (A
+ * holder without a virtual transaction id would be a prepared transaction,
+ * which is never let hold a group lock, see gl_xact_callback.)
+ */
+GroupLockHolders
+group_lock_holders(const char *group)
+{
+	LOCKTAG		tag;
+	VirtualTransactionId *holders;
+	VirtualTransactionId worker = {0};
+	PGPROC	   *worker_proc = NULL;
+	int			count;
+	GroupLockHolders result = GROUP_HELD_BY_NOBODY;
+
+	if (leader_shared_available())
+	{
+		int			worker_pid = leader_worker_pid(MyDatabaseId);
+
+		worker_proc = worker_pid != 0 ? BackendPidGetProc(worker_pid) : NULL;
+	}
+	if (worker_proc != NULL)
+		GET_VXID_FROM_PGPROC(worker, *worker_proc);
+	group_lock_tag(&tag, group);
+	holders = GetLockConflicts(&tag, group_lock_mode(GROUP_LOCK_HANDOVER), &count);
+	for (int i = 0; i < count && result != GROUP_HELD_BY_OTHERS; i++)
+		result = worker_proc != NULL && VirtualTransactionIdEquals(holders[i], worker)
+			? GROUP_HELD_BY_WORKER : GROUP_HELD_BY_OTHERS;
+	pfree(holders);
+	return result;
 }
 
 /* Give back a lock this call took, when the call ends up changing nothing. */

@@ -41,6 +41,8 @@
 #define LEADER_CHANNEL				"leader_changed"
 #define LEADER_MAX_DATABASES		64	/* served by background workers */
 #define LEADER_SAFETY_WAKE_MS		1000	/* a woken waiter's longest sleep */
+#define LEADER_WORKER_WAIT_MS		1000	/* a candidate's longest wait for the
+											 * worker's bookkeeping */
 
 /*
  * The fourth field of our LOCKTAG_ADVISORY tags.  SQL's pg_advisory_* use 1
@@ -133,6 +135,15 @@ typedef enum GroupLockResult
 extern GroupLockResult group_lock_take(const char *group, GroupLockMode mode, bool wait);
 extern void group_lock_undo(const char *group, GroupLockMode mode, GroupLockResult how);
 
+typedef enum GroupLockHolders
+{
+	GROUP_HELD_BY_NOBODY,		/* no other transaction holds it */
+	GROUP_HELD_BY_WORKER,		/* only the database's worker does */
+	GROUP_HELD_BY_OTHERS		/* some other transaction does */
+} GroupLockHolders;
+
+extern GroupLockHolders group_lock_holders(const char *group);
+
 /* ---- session-bound liveness locks (session_lock.c) ---- */
 extern void session_lock_take(const char *group, int64 term);
 extern void session_lock_drop_at_commit(const char *group, int64 term);
@@ -144,6 +155,7 @@ extern void session_lock_register_callbacks(void);
 /* ---- sleeping between attempts (waiting.c) ---- */
 extern void leader_wait_begin(const char *group);
 extern void leader_sleep_until(TimestampTz wake_at);
+extern void leader_wait_for_worker(const char *group, TimestampTz wait_until);
 extern void leader_wait_end(void);
 
 /* ---- shared memory (shared_state.c), only when preloaded ---- */
@@ -151,6 +163,7 @@ extern void leader_shared_install_hooks(void);
 extern bool leader_shared_available(void);
 extern ConditionVariable *leader_group_wakeup(const char *group);
 extern void leader_request_worker(Oid dboid);
+extern int	leader_worker_pid(Oid dboid);
 
 /* News for a database's worker: look at this group at "when" at the latest. */
 #define LEADER_WORKER_NOTES			256 /* waiting in shared memory, per database */

@@ -138,6 +138,21 @@ slot_for(Oid dboid, bool create)
 	return free_slot;
 }
 
+/* The pid of the database's worker, or 0 if it has none running. */
+int
+leader_worker_pid(Oid dboid)
+{
+	LeaderWorkerSlot *slot;
+	int			pid = 0;
+
+	LWLockAcquire(leader_shared->lock, LW_SHARED);
+	slot = slot_for(dboid, false);
+	if (slot != NULL)
+		pid = slot->pid;
+	LWLockRelease(leader_shared->lock);
+	return pid;
+}
+
 /* Ask the launcher to start the database's worker (if it has none). */
 void
 leader_request_worker(Oid dboid)
