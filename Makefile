@@ -30,7 +30,7 @@ OBJS = \
 
 DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
 
-REGRESS = setup functions bad_input privileges events
+REGRESS = setup functions bad_input privileges events session_identity
 REGRESS_OPTS = --temp-instance=./tmp_check_regress
 
 ISOLATION = acquire_race renew_vs_takeover release_vs_acquire rollback \

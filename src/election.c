@@ -76,7 +76,14 @@ is_my_session(const LeaseRow *row)
 		row->pid == MyProcPid && row->backend_start == MyStartTimestamp;
 }
 
-/* Where the lease stands for this caller (NULL: for nobody in particular). */
+/*
+ * Where the lease stands for this caller (NULL: for nobody in particular).
+ * A session-bound lease is the caller's only while the session acts as the
+ * role that took it: under another current role (SET ROLE, a SECURITY
+ * DEFINER function) the session does not lead it, so that a pool that
+ * switches roles per tenant never lets one tenant renew or release
+ * another's lease.
+ */
 LeaseState
 leader_lease_state(const LeaseRow *row, const LeaderCaller *caller, TimestampTz now)
 {
@@ -90,7 +97,8 @@ leader_lease_state(const LeaseRow *row, const LeaderCaller *caller, TimestampTz 
 	{
 		if (!session_lock_holder_alive(row->group, row->term, row->pid, row->backend_start))
 			return LEASE_VACATED;
-		mine = caller != NULL && caller->kind == HOLDER_SESSION && is_my_session(row);
+		mine = caller != NULL && caller->kind == HOLDER_SESSION && is_my_session(row) &&
+			row->role == caller->role;
 	}
 	else
 		mine = caller != NULL && caller->kind == HOLDER_NAMED &&

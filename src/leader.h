@@ -204,6 +204,7 @@ extern TimestampTz schedule_next_due(void);
 extern void leader_register_launcher(void);
 
 /* ---- events (events.c) ---- */
+extern void leader_event_check_name(const char *param, const char *name);
 extern void leader_event_send(const char *event, const LeaseRow *lease);
 
 /* ---- the election itself (election.c) ---- */
