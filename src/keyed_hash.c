@@ -23,7 +23,8 @@
  * SipHash-2-4 (Aumasson and Bernstein, 2012) is a keyed PRF made for
  * exactly this: short inputs, hash-table and lock-table keys an attacker
  * chooses.  PostgreSQL has no keyed hash of its kind, so this file carries
- * its own small implementation, checked against the reference test vectors.
+ * its own small implementation (its output matches the reference test
+ * vectors of the SipHash paper).
  */
 #include "leader.h"
 

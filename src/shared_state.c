@@ -19,7 +19,6 @@
  */
 #include "leader.h"
 
-#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/condition_variable.h"
 #include "storage/ipc.h"
