@@ -11,6 +11,7 @@ OBJS = \
 	src/module.o \
 	src/settings.o \
 	src/arguments.o \
+	src/keyed_hash.o \
 	src/group_lock.o \
 	src/holder.o \
 	src/session_lock.o \
@@ -30,11 +31,13 @@ OBJS = \
 
 DATA = sql/$(EXTENSION)--1.0.sql sql/$(EXTENSION)--1.0--1.1.sql
 
-REGRESS = setup functions bad_input privileges events table_shape group_capacity upgrade
+REGRESS = setup functions bad_input privileges events session_identity table_shape \
+	group_capacity upgrade
 REGRESS_OPTS = --temp-instance=./tmp_check_regress
 
 ISOLATION = acquire_race renew_vs_takeover release_vs_acquire rollback \
-	uncommitted_acquire fence_holds_takeover fence_stale_term isolation_levels
+	uncommitted_acquire fence_holds_takeover fence_stale_term isolation_levels \
+	release_leaves_no_lock
 ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso --temp-instance=./tmp_check_iso
 
 TAP_TESTS = 1

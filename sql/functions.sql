@@ -62,6 +62,9 @@ SELECT pg_sleep(0.1);
 SELECT leader_is_leader('short') AS is_leader, leader_term('short') AS term,
        leader_current('short') AS current;
 SELECT state, term FROM leader_status WHERE group_name = 'short';
+-- A release that finds the caller's lease expired records nothing (it
+-- would keep the group lock to the end of its transaction): the next change
+-- of the group records the expiry.
 SELECT leader_release('short') AS released;
 SELECT state, term FROM leader_status WHERE group_name = 'short';
 SELECT leader_try_acquire('short', '20 milliseconds', 'pod-1') AS acquired;

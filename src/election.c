@@ -10,15 +10,20 @@
  *	 2. Take the group lock (group_lock.c), read again, decide again.  The
  *		version read under the lock is the one the change writes over.
  *	 3. A lease found ended (past expires_at, or its session gone) is first
- *		recorded as ended, with its "expired" or "vacated" event, by
- *		whichever change touches the group next.  So every term gets
- *		exactly one ending event, in the transaction that ends it.
- *	 4. A new leadership takes the group's term plus one; a renewal keeps
- *		the term and moves expires_at.
+ *		recorded as ended, with its "expired" or "vacated" event, by the
+ *		worker or by the next change of the group (an acquisition or a
+ *		forced release).  So every term gets exactly one ending event, in
+ *		the transaction that ends it.  A call that cannot change the
+ *		caller's own leadership (a release of a lease not the caller's)
+ *		records nothing and leaves no lock past its statement.
+ *	 4. A new leadership takes the group's term plus one, and its commit is
+ *		flushed even under synchronous_commit = off; a renewal keeps the
+ *		term and moves expires_at.
  * Time is the server's clock (GetCurrentTimestamp) when the call decides.
  */
 #include "leader.h"
 
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -71,7 +76,14 @@ is_my_session(const LeaseRow *row)
 		row->pid == MyProcPid && row->backend_start == MyStartTimestamp;
 }
 
-/* Where the lease stands for this caller (NULL: for nobody in particular). */
+/*
+ * Where the lease stands for this caller (NULL: for nobody in particular).
+ * A session-bound lease is the caller's only while the session acts as the
+ * role that took it: under another current role (SET ROLE, a SECURITY
+ * DEFINER function) the session does not lead it, so that a pool that
+ * switches roles per tenant never lets one tenant renew or release
+ * another's lease.
+ */
 LeaseState
 leader_lease_state(const LeaseRow *row, const LeaderCaller *caller, TimestampTz now)
 {
@@ -85,7 +97,8 @@ leader_lease_state(const LeaseRow *row, const LeaderCaller *caller, TimestampTz 
 	{
 		if (!session_lock_holder_alive(row->group, row->term, row->pid, row->backend_start))
 			return LEASE_VACATED;
-		mine = caller != NULL && caller->kind == HOLDER_SESSION && is_my_session(row);
+		mine = caller != NULL && caller->kind == HOLDER_SESSION && is_my_session(row) &&
+			row->role == caller->role;
 	}
 	else
 		mine = caller != NULL && caller->kind == HOLDER_NAMED &&
@@ -163,14 +176,12 @@ lease_start(LeaseStore *store, LeaseRow *row, const LeaderCaller *caller,
 }
 
 /*
- * leader_try_acquire: lead the group, or renew the caller's lease, without
- * waiting.  When it answers false because someone else leads, *retry_at is
- * when that lease expires (else 0), for callers that wait.
+ * One attempt of leader_try_acquire.  *busy: it lost because the group lock
+ * was taken.
  */
-bool
-leader_try_acquire_internal(Oid ext_namespace, const char *group,
-							int64 ttl_usecs, const LeaderCaller *caller,
-							TimestampTz *retry_at)
+static bool
+try_acquire_once(Oid ext_namespace, const char *group, int64 ttl_usecs,
+				 const LeaderCaller *caller, TimestampTz *retry_at, bool *busy)
 {
 	LeaseStore *store = lease_store_open(ext_namespace, RowExclusiveLock);
 	LeaseRow	row;
@@ -180,6 +191,7 @@ leader_try_acquire_internal(Oid ext_namespace, const char *group,
 	bool		won = false;
 
 	*retry_at = 0;
+	*busy = false;
 	lease_store_read(store, group, &row);
 	state = leader_lease_state(&row, caller, GetCurrentTimestamp());
 	if (state != LEASE_OTHERS &&
@@ -207,11 +219,24 @@ leader_try_acquire_internal(Oid ext_namespace, const char *group,
 			if (state != LEASE_VACANT)
 				lease_end(&row, ending_event(state));
 			lease_start(store, &row, caller, ttl_usecs, now);
+
+			/*
+			 * A new term is flushed to WAL before the commit returns, and so
+			 * before its event is sent, whatever synchronous_commit says: a
+			 * term lost in a crash would be handed out again.  Renewals stay
+			 * as durable as the caller's synchronous_commit asks.
+			 */
+			ForceSyncCommit();
 			won = true;
 		}
 		else
+		{
+			*busy = state != LEASE_OTHERS;
 			change_abandon(&gc);
+		}
 	}
+	else if (state != LEASE_OTHERS)
+		*busy = true;
 	if (state == LEASE_OTHERS)
 		*retry_at = row.expires_at;
 	lease_store_close(store);
@@ -219,9 +244,59 @@ leader_try_acquire_internal(Oid ext_namespace, const char *group,
 }
 
 /*
+ * leader_try_acquire: lead the group, or renew the caller's lease, without
+ * waiting on anyone's change of the group but the worker's.  When it
+ * answers false because someone else leads, *retry_at is when that lease
+ * expires (else 0), for callers that wait.
+ *
+ * A group whose lock is busy because the worker is recording the end of
+ * its lease is free but for the worker's bookkeeping, a transaction of a
+ * few milliseconds: the attempt waits for it (up to LEADER_WORKER_WAIT_MS)
+ * and tries again, rather than answer false and cost a polling candidate a
+ * whole retry period.  A lock held by any other transaction still answers
+ * false at once, and so does a group someone else leads.
+ */
+bool
+leader_try_acquire_internal(Oid ext_namespace, const char *group,
+							int64 ttl_usecs, const LeaderCaller *caller,
+							TimestampTz *retry_at)
+{
+	TimestampTz wait_until = 0;
+	bool		retried_free = false;
+
+	for (;;)
+	{
+		bool		busy;
+
+		if (try_acquire_once(ext_namespace, group, ttl_usecs, caller, retry_at, &busy))
+			return true;
+		if (!busy)
+			return false;
+		switch (group_lock_holders(group))
+		{
+			case GROUP_HELD_BY_OTHERS:
+				return false;
+			case GROUP_HELD_BY_NOBODY:
+				/* let go just now: one more attempt */
+				if (retried_free)
+					return false;
+				retried_free = true;
+				break;
+			case GROUP_HELD_BY_WORKER:
+				if (wait_until == 0)
+					wait_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															 LEADER_WORKER_WAIT_MS);
+				else if (GetCurrentTimestamp() >= wait_until)
+					return false;
+				leader_wait_for_worker(group, wait_until);
+				break;
+		}
+	}
+}
+
+/*
  * Record the end of the group's lease if it has ended (past expires_at, or
- * its session gone), without waiting for anything.  Used by calls that find
- * a lease over, and by the worker.
+ * its session gone), without waiting for anything.  Used by the worker.
  */
 SettleResult
 leader_settle_if_ended(Oid ext_namespace, const char *group)
@@ -260,6 +335,11 @@ leader_settle_if_ended(Oid ext_namespace, const char *group)
  * leader_release: end the caller's leadership.  Waits for fenced
  * transactions of the group to end, since they were promised the term; it
  * holds neither the group lock nor a lock on the table while it waits.
+ * A call that finds no leadership of the caller to end (someone else's,
+ * or one that has expired or whose session is gone) changes nothing and
+ * keeps no lock: recording such an end is left to the worker or to the
+ * next acquisition, as its transaction would otherwise hold the group lock,
+ * and with it every candidate, for as long as it stays open.
  */
 bool
 leader_release_internal(Oid ext_namespace, const char *group, const LeaderCaller *caller)
@@ -270,19 +350,16 @@ leader_release_internal(Oid ext_namespace, const char *group, const LeaderCaller
 	GroupChange gc = {0};
 
 	leader_read_lease(ext_namespace, group, &row);
-	state = leader_lease_state(&row, caller, GetCurrentTimestamp());
-	if (state == LEASE_EXPIRED || state == LEASE_VACATED)
-		leader_settle_if_ended(ext_namespace, group);
-	if (state != LEASE_MINE)
+	if (leader_lease_state(&row, caller, GetCurrentTimestamp()) != LEASE_MINE)
 		return false;
 
 	change_lock(&gc, group, GROUP_LOCK_HANDOVER, true);
 	store = lease_store_open(ext_namespace, RowExclusiveLock);
 	lease_store_read(store, group, &row);
 	state = leader_lease_state(&row, caller, GetCurrentTimestamp());
-	if (state == LEASE_MINE || state == LEASE_EXPIRED || state == LEASE_VACATED)
+	if (state == LEASE_MINE)
 	{
-		lease_end(&row, state == LEASE_MINE ? "released" : ending_event(state));
+		lease_end(&row, "released");
 		lease_store_write(store, &row);
 	}
 	else

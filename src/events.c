@@ -9,11 +9,19 @@
  * escaping, timestamps are ISO 8601 in UTC with microseconds.  With names of
  * at most 200 bytes (at most 6 characters each once escaped) a payload stays
  * far below the 8000-byte limit of NOTIFY.
+ *
+ * JSON text is UTF-8.  In a UTF8 database every name is; in a SQL_ASCII
+ * database a name may hold any bytes, and escaping them would either lose
+ * them or make two groups look alike.  So there a name that is not valid
+ * UTF-8 is refused (22021) before it can start a leadership
+ * (leader_event_check_name); a session holder's display name never needs
+ * it, as application_name is cleaned to ASCII by the server.
  */
 #include "leader.h"
 
 #include "commands/async.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
@@ -32,6 +40,22 @@ append_json_timestamp(StringInfo buf, TimestampTz ts)
 	appendStringInfo(buf, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00\"",
 					 tm.tm_year, tm.tm_mon, tm.tm_mday,
 					 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+}
+
+/*
+ * Refuse a name (of parameter param) that an event could not carry as JSON:
+ * in a SQL_ASCII database, one that is not valid UTF-8.
+ */
+void
+leader_event_check_name(const char *param, const char *name)
+{
+	if (GetDatabaseEncoding() == PG_SQL_ASCII &&
+		!pg_verify_mbstr(PG_UTF8, name, (int) strlen(name), true))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("%s is not valid UTF-8", param),
+				 errdetail("The database's encoding is SQL_ASCII, and the leader_changed events carry names as JSON, which must be UTF-8."),
+				 errhint("Use a name in UTF-8.")));
 }
 
 /*

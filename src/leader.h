@@ -47,6 +47,8 @@
 #define LEADER_MAX_TIMEOUT_USECS	(USECS_PER_DAY)
 #define LEADER_CHANNEL				"leader_changed"
 #define LEADER_SAFETY_WAKE_MS		1000	/* a woken waiter's longest sleep */
+#define LEADER_WORKER_WAIT_MS		1000	/* a candidate's longest wait for the
+											 * worker's bookkeeping */
 
 /*
  * The fourth field of our LOCKTAG_ADVISORY tags.  SQL's pg_advisory_* use 1
@@ -134,6 +136,9 @@ extern void lease_store_raise_term_floor(LeaseStore *store, int64 term);
 extern void group_capacity_make_room(LeaseStore *store, const char *group, Oid role);
 extern void lease_store_visit_held(LeaseStore *store, LeaseVisitor visit, void *arg);
 
+/* ---- keyed hashing of names (keyed_hash.c) ---- */
+extern uint64 leader_keyed_hash(const char *name, const int64 *words, int nwords);
+
 /* ---- per-group change lock (group_lock.c) ---- */
 typedef enum GroupLockMode
 {
@@ -152,6 +157,15 @@ typedef enum GroupLockResult
 extern GroupLockResult group_lock_take(const char *group, GroupLockMode mode, bool wait);
 extern void group_lock_undo(const char *group, GroupLockMode mode, GroupLockResult how);
 
+typedef enum GroupLockHolders
+{
+	GROUP_HELD_BY_NOBODY,		/* no other transaction holds it */
+	GROUP_HELD_BY_WORKER,		/* only the database's worker does */
+	GROUP_HELD_BY_OTHERS		/* some other transaction does */
+} GroupLockHolders;
+
+extern GroupLockHolders group_lock_holders(const char *group);
+
 /* ---- session-bound liveness locks (session_lock.c) ---- */
 extern void session_lock_take(const char *group, int64 term);
 extern void session_lock_drop_at_commit(const char *group, int64 term);
@@ -163,6 +177,7 @@ extern void session_lock_register_callbacks(void);
 /* ---- sleeping between attempts (waiting.c) ---- */
 extern void leader_wait_begin(const char *group);
 extern void leader_sleep_until(TimestampTz wake_at);
+extern void leader_wait_for_worker(const char *group, TimestampTz wait_until);
 extern void leader_wait_end(void);
 
 /* ---- shared memory (shared_state.c), only when preloaded ---- */
@@ -172,6 +187,7 @@ extern ConditionVariable *leader_group_wakeup(const char *group);
 extern void leader_request_worker(Oid dboid);
 extern uint32 leader_worker_requests(void);
 extern void leader_worker_unneeded(uint32 requests_seen);
+extern int	leader_worker_pid(Oid dboid);
 
 /* News for a database's worker: look at this group at "when" at the latest. */
 #define LEADER_WORKER_NOTES			256 /* waiting in shared memory, per database */
@@ -232,6 +248,7 @@ extern TimestampTz schedule_next_due(void);
 extern void leader_register_launcher(void);
 
 /* ---- events (events.c) ---- */
+extern void leader_event_check_name(const char *param, const char *name);
 extern void leader_event_send(const char *event, const LeaseRow *lease);
 
 /* ---- the election itself (election.c) ---- */

@@ -4,7 +4,7 @@
  *	  locks in our lock space, kept transactional by hand.
  *
  * Each session-bound lease has its own lock tag:
- *	 (database, holder pid, hash of (backend start, group, term), 19525)
+ *	 (database, holder pid, keyed hash of (term, backend start, group), 19525)
  * The holder keeps it in ExclusiveLock for as long as the lease lasts.  Any
  * other session tells whether the holder's session still lives by asking
  * for the same tag in ShareLock without waiting: if it gets it, the holder's
@@ -15,7 +15,7 @@
  * behind the holder's back is never mistaken for a live one.
  *
  * Session locks survive ROLLBACK, so this file makes them follow the
- * transaction: a lock taken in a transaction (or subtransaction) that
+ * transaction (which is never prepared: group_lock.c refuses to): a lock taken in a transaction (or subtransaction) that
  * aborts is released; a lock whose lease the transaction ends is released
  * only when it commits.  It also remembers, per group, the lease the
  * session holds as of its last commit, so that the lock of a lease that
@@ -33,7 +33,6 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "utils/hsearch.h"
@@ -62,13 +61,10 @@ static void
 session_lock_tag(LOCKTAG *tag, const char *group, int64 term,
 				 int32 pid, TimestampTz backend_start)
 {
-	uint32		hash = hash_bytes((const unsigned char *) group, (int) strlen(group));
+	int64		words[2] = {term, backend_start};
 
-	hash = hash_combine(hash, hash_bytes_uint32((uint32) term));
-	hash = hash_combine(hash, hash_bytes_uint32((uint32) (term >> 32)));
-	hash = hash_combine(hash, hash_bytes_uint32((uint32) backend_start));
-	hash = hash_combine(hash, hash_bytes_uint32((uint32) (backend_start >> 32)));
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) pid, hash,
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) pid,
+						 (uint32) leader_keyed_hash(group, words, lengthof(words)),
 						 LEADER_LOCKSPACE_HOLDER);
 }
 
@@ -261,11 +257,6 @@ sl_xact_callback(XactEvent event, void *arg)
 	}
 	switch (event)
 	{
-		case XACT_EVENT_PRE_PREPARE:
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot PREPARE a transaction that changed a session-bound leadership")));
-			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			foreach(lc, sl_pending)

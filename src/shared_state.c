@@ -21,7 +21,6 @@
  */
 #include "leader.h"
 
-#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/condition_variable.h"
 #include "storage/ipc.h"
@@ -127,11 +126,11 @@ leader_shared_available(void)
 ConditionVariable *
 leader_group_wakeup(const char *group)
 {
-	uint32		hash = hash_combine(hash_bytes_uint32(MyDatabaseId),
-									hash_bytes((const unsigned char *) group,
-											   (int) strlen(group)));
+	int64		database = MyDatabaseId;
 
-	return &leader_shared->wakeups[hash % LEADER_WAKEUP_SLOTS];
+	/* keyed, so that no name can be chosen to share another group's slot */
+	return &leader_shared->wakeups[leader_keyed_hash(group, &database, 1) %
+								   LEADER_WAKEUP_SLOTS];
 }
 
 /* The database's slot, or NULL; with create, a free slot is taken. */
@@ -170,6 +169,21 @@ report_no_room(Oid dboid)
 			 errdetail("The background workers serve at most %d databases (leader.max_databases), and as many are served.",
 					   leader_max_databases),
 			 errhint("Raise leader.max_databases and restart the server.  Until then, a lease in this database ends only when a call touches its group, and waiting calls poll.")));
+}
+
+/* The pid of the database's worker, or 0 if it has none running. */
+int
+leader_worker_pid(Oid dboid)
+{
+	LeaderWorkerSlot *slot;
+	int			pid = 0;
+
+	LWLockAcquire(leader_shared->lock, LW_SHARED);
+	slot = slot_for(dboid, false);
+	if (slot != NULL)
+		pid = slot->pid;
+	LWLockRelease(leader_shared->lock);
+	return pid;
 }
 
 /* Ask the launcher to start the database's worker (if it has none). */

@@ -5,7 +5,8 @@
  *	  is broadcast when a lease of the group ends (wakeups.c); without it,
  *	  its latch and a timeout (the caller's bounded poll).  Either way it
  *	  wakes by the given time, and never sleeps past the death of its own
- *	  client.
+ *	  client.  Also how any candidate waits out the worker while it records
+ *	  the end of a lease (leader_wait_for_worker).
  *
  * A candidate whose client has gone must not go on to win: it would lead
  * for a session nobody listens to.  So after every sleep it checks its
@@ -20,6 +21,8 @@
 #include "storage/latch.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
+
+#define WORKER_WAIT_SLICE_MS 10	/* a wait for the worker looks again after */
 
 static ConditionVariable *waiting_on = NULL;
 
@@ -54,6 +57,26 @@ leader_sleep_until(TimestampTz wake_at)
 		ereport(FATAL,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("connection to client lost while waiting in leader_acquire()")));
+}
+
+/*
+ * The database's worker holds the group's lock while it records the end of
+ * a lease, for a few milliseconds: sleep on the group's condition variable,
+ * which its commit broadcasts once the lock is free, until the worker lets
+ * go or wait_until comes.  In short slices, as a worker that found nothing
+ * to end broadcasts nothing.  A waiting leader_acquire stays ready to sleep
+ * on the same variable afterwards.
+ */
+void
+leader_wait_for_worker(const char *group, TimestampTz wait_until)
+{
+	ConditionVariable *cv = leader_group_wakeup(group);
+
+	while (group_lock_holders(group) == GROUP_HELD_BY_WORKER &&
+		   GetCurrentTimestamp() < wait_until)
+		(void) ConditionVariableTimedSleep(cv, WORKER_WAIT_SLICE_MS, PG_WAIT_EXTENSION);
+	if (waiting_on != cv)
+		ConditionVariableCancelSleep();
 }
 
 void
