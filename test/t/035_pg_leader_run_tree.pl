@@ -54,6 +54,8 @@ dir=$1 mode=$2 role=${3:-main}
 beat() { echo "$$ $(date +%s%N)" >> "$dir/$role"; }
 case $role in
 main)
+	# (Not to the test's pipes: a survivor would keep them open.)
+	exec > "$dir/out" 2>&1
 	echo $$ > "$dir/main.pid"
 	setsid "$0" "$dir" "$mode" bg &
 	"$0" "$dir" "$mode" fg
@@ -195,7 +197,10 @@ sub check_tree_gone
 	my ($r, $what) = @_;
 	my @alive = grep { kill(0, $r->{pids}{$_}) } sort keys %{ $r->{pids} };
 	is_deeply(\@alive, [], "$what: the command and both its children are gone");
-	is_deeply([ tree_pids($r) ], [], "$what: no process of its term's tree is left");
+	my @left = tree_pids($r);
+	is_deeply(\@left, [], "$what: no process of its term's tree is left");
+	# (If some are, end them: they hold the pipes the test reads.)
+	kill 'KILL', @left, map { $r->{pids}{$_} } @alive;
 	return;
 }
 
