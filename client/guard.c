@@ -195,11 +195,8 @@ guard_stat_parent(const char *stat_text)
 	return ppid;
 }
 
-/*
- * Send "sig" to COMMAND's process group and to every process under the guard;
- * returns how many processes there are under it.
- */
-static int
+/* Send "sig" to every process under the guard (SIGTERM: and to COMMAND's process group). */
+static void
 guard_signal_tree(const GuardState *s, int sig)
 {
 	DIR		   *proc;
@@ -209,7 +206,7 @@ guard_signal_tree(const GuardState *s, int sig)
 	bool	   *under = NULL;
 	int			n = 0;
 	int			allocated = 0;
-	int			found = 0;
+	pid_t		guard = getpid();
 	bool		grew;
 
 	if (sig == SIGTERM)
@@ -217,7 +214,7 @@ guard_signal_tree(const GuardState *s, int sig)
 
 	proc = opendir("/proc");
 	if (proc == NULL)
-		return 0;
+		return;
 	while ((e = readdir(proc)) != NULL)
 	{
 		char		path[64];
@@ -238,11 +235,18 @@ guard_signal_tree(const GuardState *s, int sig)
 			continue;
 		if (n == allocated)
 		{
-			allocated = allocated ? allocated * 2 : 256;
-			pids = realloc(pids, allocated * sizeof(pid_t));
-			parents = realloc(parents, allocated * sizeof(pid_t));
-			if (pids == NULL || parents == NULL)
-				break;			/* out of memory: signal what is known */
+			int			more = allocated ? allocated * 2 : 256;
+			pid_t	   *more_pids = realloc(pids, more * sizeof(pid_t));
+			pid_t	   *more_parents;
+
+			if (more_pids == NULL)
+				break;			/* out of memory: signal those known */
+			pids = more_pids;
+			more_parents = realloc(parents, more * sizeof(pid_t));
+			if (more_parents == NULL)
+				break;
+			parents = more_parents;
+			allocated = more;
 		}
 		pids[n] = atoi(e->d_name);
 		parents[n] = parent;
@@ -261,7 +265,7 @@ guard_signal_tree(const GuardState *s, int sig)
 		{
 			if (under[i])
 				continue;
-			if (parents[i] == getpid())
+			if (parents[i] == guard)
 				under[i] = true;
 			for (int j = 0; j < n && !under[i]; j++)
 				under[i] = under[j] && pids[j] == parents[i];
@@ -272,15 +276,11 @@ guard_signal_tree(const GuardState *s, int sig)
 	for (int i = 0; i < n; i++)
 	{
 		if (under[i])
-		{
 			kill(pids[i], sig);
-			found++;
-		}
 	}
 	free(pids);
 	free(parents);
 	free(under);
-	return found;
 }
 
 /* Start stopping the tree (once): SIGTERM now, SIGKILL when the grace is over. */

@@ -15,7 +15,7 @@
 #     command exits by itself and leaves its background child running;
 #   - a killed pg_leader whose tree ignores SIGTERM, with a grace far longer
 #     than the lease: the tree is killed when the lease runs out, before the
-#     candidate leads;
+#     candidate leads; session-bound, and as a named holder;
 #   - leadership lost (a forced release, pg_terminate_backend of its
 #     session): the whole tree is gone when pg_leader exits with status 5;
 #   - a command that is not executable, or not there: status 126 or 127,
@@ -286,6 +286,24 @@ cmp_ok(time - $killed_at, '<', 10,
 $run_f->{h}->finish;
 like($run_f->{err}, qr/the lease runs out; killing the command and everything it started/,
 	'f killed: its guard says it kills the tree as the lease runs out');
+
+# The same for a named holder, whose lease does not end with the session:
+# only its TTL ends it, and the tree is killed by then.
+my $run_j = start_run('j', 'stubborn', '--group', 'named', '--holder', 'pod-1', '--ttl', '3s',
+	'--grace', '1h');
+wait_leading($run_j, 'named');
+my $run_k = start_run('k', 'slow', '--group', 'named', '--holder', 'pod-2', '--ttl', '3s');
+check_waiting('k');
+$killed_at = time;
+kill 'KILL', run_pid($run_j);
+wait_leading($run_k, 'named');
+check_tree_gone($run_j, 'named holder j killed, k leads');
+check_after($run_k, $run_j, 'named holder j killed');
+cmp_ok(time - $killed_at, '<', 10,
+	'named holder j killed: its tree was killed when the lease ran out, not after the grace');
+$run_j->{h}->finish;
+kill 'TERM', run_pid($run_k);
+is(exit_code($run_k), 143, 'named holder k: after SIGTERM, exits 143');
 
 # ---- leadership lost ----
 
