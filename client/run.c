@@ -478,7 +478,7 @@ run_help(void)
 		   "is stopped with it: when leadership is lost, when COMMAND exits (what it left\n"
 		   "running), and when pg_leader itself dies, even by SIGKILL (then by the lease's\n"
 		   "end at the latest).  Only then does pg_leader release or report the loss.\n"
-		   "A COMMAND that cannot be executed exits 126 (127: not found) before connecting.\n",
+		   "If COMMAND cannot be executed, run exits 126 (127: not found) before connecting.\n",
 		   progname);
 }
 
