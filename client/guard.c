@@ -137,27 +137,22 @@ guard_check_command(const char *file)
 			fprintf(stderr, "%s: out of memory\n", progname);
 			exit(EXIT_FAILED);
 		}
-		for (const char *dir = path;; dir++)
+		for (const char *dir = path;;)
 		{
 			const char *end = strchr(dir, ':');
-			int			len;
-			bool		found;
-
-			if (end == NULL)
-				end = dir + strlen(dir);
-			len = (int) (end - dir);
+			int			len = end ? (int) (end - dir) : (int) strlen(dir);
 
 			sprintf(candidate, "%.*s/%s", len > 0 ? len : 1, len > 0 ? dir : ".", file);
-			found = guard_executable(candidate, &denied);
-			if (found || *end == '\0')
+			if (guard_executable(candidate, &denied))
 			{
 				free(candidate);
-				if (found)
-					return EXIT_OK;
-				break;
+				return EXIT_OK;
 			}
-			dir = end;
+			if (end == NULL)
+				break;
+			dir = end + 1;
 		}
+		free(candidate);
 	}
 	if (denied)
 	{

@@ -387,9 +387,18 @@ my ($rc, $err) = pg_leader('run', '-d', 'host=/nonexistent port=1', '--group', '
 	'no-such-command-anywhere');
 is($rc, 127, 'a command not found is reported before connecting (127, not 3)');
 unlike($err, qr/cannot connect/, 'no connection was attempted');
-# A command found through PATH runs.
-($rc, $err) = pg_leader('run', '-d', $connstr, '--group', 'path', '--', 'true');
-is($rc, 0, 'a command found through PATH runs (true: 0)');
+# Through PATH, as execvp: the first executable file of that name, in a later
+# entry if need be; a file of that name that cannot be executed is 126.
+{
+	my ($bin) = grep { -x "$_/true" } ('/usr/bin', '/bin');
+	local $ENV{PATH} = "$dir/missing:$dir:$bin";
+	($rc, $err) = pg_leader('run', '-d', $connstr, '--group', 'path', '--', 'true');
+	is($rc, 0, 'a command found in a later PATH entry runs (true: 0)');
+	($rc, $err) = pg_leader('run', '-d', $connstr, '--group', 'path', '--', 'not-executable');
+	is($rc, 126, 'a file in PATH that is not executable: 126');
+	like($err, qr/cannot run "not-executable": not an executable file/,
+		'a file in PATH that is not executable: message');
+}
 
 $node->stop;
 done_testing();
