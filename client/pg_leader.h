@@ -10,6 +10,8 @@
  *   event.c       reading one leader_changed payload (a flat JSON object)
  *   signals.c     signals turned into bytes on a pipe that select() can watch
  *   run.c         "run": lead a group, and run a command only while leading
+ *   guard.c       "run"'s guard process: starts the command, and stops it with
+ *                 everything it started, even if "run" is killed
  *   watch.c       "watch": print leader_changed events as they happen
  *   status.c      "status": the table of leader_status
  *   release.c     "release": end a leadership
@@ -22,6 +24,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <libpq-fe.h>
 
@@ -138,6 +141,37 @@ extern int	signals_install(bool children);
 extern int	signals_next(void);
 /* Wait up to "ms" milliseconds (negative: forever) for the signal pipe or "sock". */
 extern void wait_for_input(int sock, int64_t ms);
+
+/* ---- guard.c ---- */
+
+/* "run"'s ends of the guard process of one COMMAND. */
+typedef struct Guard
+{
+	pid_t		pid;
+	int			control_fd;		/* requests to the guard */
+	int			status_fd;		/* COMMAND's status from the guard */
+} Guard;
+
+/*
+ * EXIT_OK if "file" resolves, as execvp resolves it, to an executable regular
+ * file; otherwise prints why and returns EXIT_CANNOT_EXEC or EXIT_NOT_FOUND.
+ */
+extern int	guard_check_command(const char *file);
+/*
+ * Fork the guard, which starts COMMAND with "env" (NAME, VALUE, ..., NULL)
+ * added to its environment and keeps "keep_fd" (the connection's socket) open
+ * until COMMAND and everything it started are gone.  The guard stops them
+ * when asked, when COMMAND exits (what it left running), and when this
+ * process dies (by "deadline" at the latest); false if it could not start.
+ */
+extern bool guard_start(Guard *g, char **command, const char *const *env,
+						int64_t grace_ms, int64_t deadline, int keep_fd);
+/* The lease now lasts at least until "deadline" (monotonic ms). */
+extern void guard_set_deadline(Guard *g, int64_t deadline);
+/* Stop COMMAND's tree: SIGTERM, SIGKILL after the grace (or at once). */
+extern void guard_stop(Guard *g, bool at_once);
+/* Whether the guard has exited, the tree gone; then *code is COMMAND's status as a shell reports it. */
+extern bool guard_done(Guard *g, int *code);
 
 /* ---- subcommands ---- */
 

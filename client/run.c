@@ -17,43 +17,45 @@
  *    to last at least until "when that renewal was sent + TTL", by this
  *    program's monotonic clock: that is its local deadline.
  *
- * 3. Lead.  COMMAND is started in a process group of its own, with
- *    LEADER_GROUP, LEADER_TERM, LEADER_HOLDER and LEADER_TTL_MS in its
- *    environment.  Every TTL/3 a renewal is sent; a renewal that answers true
- *    moves the deadline to its send time + TTL.  Leadership is lost, and
- *    COMMAND stopped, the moment any of these happens:
+ * 3. Lead.  COMMAND is started by a guard process (guard.c), in a process
+ *    group of its own, with LEADER_GROUP, LEADER_TERM, LEADER_HOLDER and
+ *    LEADER_TTL_MS in its environment.  Every TTL/3 a renewal is sent; a
+ *    renewal that answers true moves the deadline to its send time + TTL
+ *    (and tells the guard).  Leadership is lost, and COMMAND stopped, the
+ *    moment any of these happens:
  *      - a renewal answers false (someone else leads now);
  *      - an ending event of this term arrives on leader_changed (forced,
  *        expired, released or vacated by someone else);
  *      - the connection drops (a session-bound lease ends with its session;
  *        a named lease can no longer be confirmed);
  *      - the local deadline passes before a renewal was confirmed.
- *    Stopping COMMAND: SIGTERM to its process group, SIGKILL after --grace
- *    (10 s by default).  If this program is itself killed (SIGKILL), it cannot
- *    stop COMMAND; on Linux the kernel then sends COMMAND (not its children)
- *    SIGKILL (PR_SET_PDEATHSIG).  Renewals go on while COMMAND stops after SIGINT or
- *    SIGTERM (a second one sends SIGKILL at once); not after a loss.
+ *    Stopping COMMAND is the guard's work: SIGTERM to COMMAND and every
+ *    process it started, SIGKILL after --grace (10 s by default).  Renewals
+ *    go on while COMMAND stops after SIGINT or SIGTERM (a second one sends
+ *    SIGKILL at once); not after a loss.  This program waits for the guard
+ *    to exit, which it does only once that whole tree is gone, before it
+ *    releases, disconnects or reports a loss.  If this program is killed,
+ *    the guard stops the tree by itself, and keeps the connection's socket
+ *    open until it is gone, so the server cannot end a session-bound lease
+ *    before that.
  *
- * Endings: COMMAND exits by itself, or after SIGINT/SIGTERM/SIGHUP to this
- * program: the group is released and run exits with COMMAND's status (128+N
- * for signal N).  Leadership lost: once COMMAND has ended, the connection is
- * closed without waiting for the server (which may be what stopped
- * answering), and run exits EXIT_LOST, or with --rejoin goes back to phase 1
- * (reconnecting) to run COMMAND again when it leads again.
+ * Before anything else, COMMAND is checked to be executable (resolved through
+ * PATH): if it is not, run exits 126 or 127 without connecting, so it takes
+ * no term.
+ *
+ * Endings: COMMAND exits by itself (what it left running is stopped), or
+ * after SIGINT/SIGTERM/SIGHUP to this program: the group is released and run
+ * exits with COMMAND's status (128+N for signal N).  Leadership lost: once
+ * COMMAND's tree is gone, the connection is closed without waiting for the
+ * server (which may be what stopped answering), and run exits EXIT_LOST, or
+ * with --rejoin goes back to phase 1 (reconnecting) to run COMMAND again when
+ * it leads again.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
-#include <unistd.h>
 
 #include "pg_leader.h"
 
@@ -304,96 +306,49 @@ run_confirm(Connection *c, const RunOptions *o, Lease *lease)
 	return ok;
 }
 
-/* Start COMMAND in a process group of its own; returns its pid, or -1. */
-static pid_t
-run_start_command(Connection *c, const RunOptions *o, const Lease *lease)
+/* Start COMMAND under its guard; false if it could not be started. */
+static bool
+run_start_command(Connection *c, const RunOptions *o, const Lease *lease, Guard *guard)
 {
-	pid_t		pid;
-	pid_t		parent = getpid();
 	char		ttl[32];
+	const char *env[9];
 
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0)
-	{
-		fprintf(stderr, "%s: could not fork: %s\n", progname, strerror(errno));
-		return -1;
-	}
-	if (pid == 0)
-	{
-		int			err;
-
-		setpgid(0, 0);
-#ifdef __linux__
-		/* If this program is killed (SIGKILL), it cannot stop COMMAND: the kernel does. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(EXIT_LOST);
-#endif
-		/* The command must not inherit the connection or our dispositions. */
-		close(PQsocket(c->conn));
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
-		signal(SIGCHLD, SIG_DFL);
-		snprintf(ttl, sizeof(ttl), "%lld", (long long) lease->ttl_ms);
-		setenv("LEADER_GROUP", o->group, 1);
-		setenv("LEADER_TERM", lease->term, 1);
-		setenv("LEADER_HOLDER", lease->holder_name ? lease->holder_name : "", 1);
-		setenv("LEADER_TTL_MS", ttl, 1);
-		execvp(o->command[0], o->command);
-		err = errno;
-		fprintf(stderr, "%s: cannot run \"%s\": %s\n", progname, o->command[0], strerror(err));
-		_exit(err == ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC);
-	}
-	setpgid(pid, pid);			/* also here: whichever runs first wins the race */
-	return pid;
-}
-
-/* Send sig to COMMAND's process group (or to it, if the group is not there yet). */
-static void
-run_signal_command(pid_t pid, int sig)
-{
-	if (kill(-pid, sig) != 0)
-		kill(pid, sig);
-}
-
-/* An exit status as a shell reports it. */
-static int
-run_status_code(int status)
-{
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	if (WIFSIGNALED(status))
-		return 128 + WTERMSIG(status);
-	return EXIT_FAILED;
+	snprintf(ttl, sizeof(ttl), "%lld", (long long) lease->ttl_ms);
+	env[0] = "LEADER_GROUP";
+	env[1] = o->group;
+	env[2] = "LEADER_TERM";
+	env[3] = lease->term;
+	env[4] = "LEADER_HOLDER";
+	env[5] = lease->holder_name ? lease->holder_name : "";
+	env[6] = "LEADER_TTL_MS";
+	env[7] = ttl;
+	env[8] = NULL;
+	return guard_start(guard, o->command, env, o->grace_ms, lease->deadline,
+					   PQsocket(c->conn));
 }
 
 /*
- * Phase 3: lead while COMMAND runs.  Returns COMMAND's wait status in *status
- * and whether leadership was lost on the way (with the reason printed).
+ * Phase 3: lead while COMMAND runs.  Returns, once COMMAND and everything it
+ * started are gone, COMMAND's status in *code (as a shell reports it) and
+ * whether leadership was lost on the way (with the reason printed).
  */
 static bool
-run_lead(Connection *c, const RunOptions *o, Lease *lease, pid_t child, int *status)
+run_lead(Connection *c, const RunOptions *o, Lease *lease, Guard *guard, int *code)
 {
 	int64_t		next_renew = lease->deadline - lease->ttl_ms + lease->ttl_ms / 3;
 	int64_t		sent_at = 0;
-	int64_t		kill_at = -1;
 	bool		in_flight = false;
 	bool		stopping = false;
+	bool		killed = false;
 	const char *lost = NULL;
 
 	for (;;)
 	{
 		int64_t		now = now_ms();
 		int64_t		timeout = -1;
-		pid_t		w;
 		int			sock = -1;
 
-		w = waitpid(child, status, WNOHANG);
-		if (w == child)
+		if (guard_done(guard, code))
 			break;
 
 		/* Notice a loss, and stop COMMAND once. */
@@ -407,16 +362,8 @@ run_lead(Connection *c, const RunOptions *o, Lease *lease, pid_t child, int *sta
 			else
 				fprintf(stderr, "%s: %s received; stopping the command\n",
 						progname, strsignal(run_signal));
-			run_signal_command(child, SIGTERM);
-			kill_at = now + o->grace_ms;
+			guard_stop(guard, false);
 			stopping = true;
-		}
-		if (kill_at >= 0 && now >= kill_at)
-		{
-			fprintf(stderr, "%s: the command did not stop within the grace period; killing it\n",
-					progname);
-			run_signal_command(child, SIGKILL);
-			kill_at = -1;
 		}
 
 		/* Renew while leading. */
@@ -440,17 +387,15 @@ run_lead(Connection *c, const RunOptions *o, Lease *lease, pid_t child, int *sta
 			if (!in_flight && next_renew - now < timeout)
 				timeout = next_renew - now;
 		}
-		if (kill_at >= 0 && (timeout < 0 || kill_at - now < timeout))
-			timeout = kill_at - now;
 		if (timeout < 0 && (lost || stopping))
-			timeout = 1000;		/* only the child's exit to wait for */
+			timeout = 1000;		/* only the guard's exit to wait for */
 		wait_for_input(sock, timeout < 0 ? 0 : timeout);
 
-		if (run_drain_signals() && stopping && kill_at >= 0)
+		if (run_drain_signals() && stopping && !killed)
 		{
 			/* asked twice: no more grace */
-			run_signal_command(child, SIGKILL);
-			kill_at = -1;
+			guard_stop(guard, true);
+			killed = true;
 		}
 		if (lost || sock < 0)
 			continue;
@@ -479,6 +424,7 @@ run_lead(Connection *c, const RunOptions *o, Lease *lease, pid_t child, int *sta
 			{
 				lease->deadline = sent_at + lease->ttl_ms;
 				next_renew = sent_at + lease->ttl_ms / 3;
+				guard_set_deadline(guard, lease->deadline);
 			}
 			else if (renewed == 0)
 				lost = "the server refused the renewal (someone else leads)";
@@ -528,7 +474,12 @@ run_help(void)
 		   "      --rejoin         after losing leadership, wait to lead again instead of\n"
 		   "                       exiting with status 5\n\n"
 		   "COMMAND gets LEADER_GROUP, LEADER_TERM, LEADER_HOLDER and LEADER_TTL_MS in its\n"
-		   "environment.\n", progname);
+		   "environment.  Every process COMMAND starts, in the foreground or the background,\n"
+		   "is stopped with it: when leadership is lost, when COMMAND exits (what it left\n"
+		   "running), and when pg_leader itself dies, even by SIGKILL (then by the lease's\n"
+		   "end at the latest).  Only then does pg_leader release or report the loss.\n"
+		   "If COMMAND cannot be executed, run exits 126 (127: not found) before connecting.\n",
+		   progname);
 }
 
 int
@@ -598,6 +549,10 @@ cmd_run(int argc, char **argv, ConnOptions *opts)
 		usage_error("run: no command given (put it after \"--\")");
 	o.command = argv + optind;
 
+	/* Before connecting: a command that cannot run must not take a term. */
+	if ((rc = guard_check_command(o.command[0])) != EXIT_OK)
+		return rc;
+
 	signals_install(true);
 	wait_deadline = o.wait_ms >= 0 ? now_ms() + o.wait_ms : -1;
 
@@ -607,8 +562,7 @@ cmd_run(int argc, char **argv, ConnOptions *opts)
 	for (;;)
 	{
 		WaitResult wr;
-		pid_t		child;
-		int			status;
+		Guard		guard;
 		bool		lost;
 
 		wr = run_wait(&c, &o, wait_deadline, &rc);
@@ -633,14 +587,13 @@ cmd_run(int argc, char **argv, ConnOptions *opts)
 
 		fprintf(stderr, "%s: leading \"%s\" as %s, term %s; starting the command\n",
 				progname, o.group, lease.holder_name, lease.term);
-		child = run_start_command(&c, &o, &lease);
-		if (child < 0)
+		if (!run_start_command(&c, &o, &lease, &guard))
 		{
 			run_release(&c, &o);
 			db_disconnect(&c);
 			return EXIT_FAILED;
 		}
-		lost = run_lead(&c, &o, &lease, child, &status);
+		lost = run_lead(&c, &o, &lease, &guard, &rc);
 
 		if (lost)
 		{
@@ -655,7 +608,6 @@ cmd_run(int argc, char **argv, ConnOptions *opts)
 		{
 			/* Give the group back. */
 			run_release(&c, &o);
-			rc = run_status_code(status);
 			if (run_signal == 0)
 				fprintf(stderr, "%s: the command exited with status %d; released \"%s\"\n",
 						progname, rc, o.group);

@@ -36,6 +36,12 @@ signals_install(bool children)
 {
 	struct sigaction sa;
 
+	/* Called again in a forked child, it gives the child a pipe of its own. */
+	for (int i = 0; i < 2; i++)
+	{
+		if (signal_pipe[i] >= 0)
+			close(signal_pipe[i]);
+	}
 	if (pipe(signal_pipe) != 0)
 	{
 		fprintf(stderr, "%s: could not create a pipe: %s\n", progname, strerror(errno));
