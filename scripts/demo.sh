@@ -231,7 +231,7 @@ T_KILL=$(now_ms)
 kill -KILL "${PID[$LEADER1]}"
 wait "${PID[$LEADER1]}" 2>/dev/null || true
 unset "PID[$LEADER1]"
-say "its session ends and the kernel kills its heartbeat; the server's worker vacates term $TERM1 and wakes a candidate:"
+say "its guard kills the heartbeat and its session ends; the server's worker vacates term $TERM1 and wakes a candidate:"
 wait_event "term $TERM1 .* vacated"
 T_VACATED=$(event_ms)
 wait_new_leader
