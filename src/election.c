@@ -177,7 +177,10 @@ lease_start(LeaseStore *store, LeaseRow *row, const LeaderCaller *caller,
 
 /*
  * One attempt of leader_try_acquire.  *busy: it lost because the group lock
- * was taken.
+ * was taken while the lease it read had ended (expired, or its session
+ * gone) but was not yet recorded as ended: the one case where the worker
+ * may be what holds the lock.  (A vacant group's lock is held by a
+ * candidate that won it, a held group's by its leader.)
  */
 static bool
 try_acquire_once(Oid ext_namespace, const char *group, int64 ttl_usecs,
@@ -231,12 +234,12 @@ try_acquire_once(Oid ext_namespace, const char *group, int64 ttl_usecs,
 		}
 		else
 		{
-			*busy = state != LEASE_OTHERS;
+			*busy = state == LEASE_EXPIRED || state == LEASE_VACATED;
 			change_abandon(&gc);
 		}
 	}
-	else if (state != LEASE_OTHERS)
-		*busy = true;
+	else
+		*busy = state == LEASE_EXPIRED || state == LEASE_VACATED;
 	if (state == LEASE_OTHERS)
 		*retry_at = row.expires_at;
 	lease_store_close(store);
