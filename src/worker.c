@@ -52,7 +52,7 @@
 #include "utils/wait_event.h"
 
 PGDLLEXPORT void leader_worker_main(Datum arg);
-static void worker_leave_for_good(void) pg_attribute_noreturn();
+pg_noreturn static void worker_leave_for_good(void);
 
 static volatile sig_atomic_t worker_stop_requested = false;
 static volatile sig_atomic_t worker_in_transaction = false;
