@@ -87,6 +87,17 @@ typedef enum TU_UpdateIndexes
 #define leader_table_beginscan(rel, snapshot) table_beginscan((rel), (snapshot), 0, NULL)
 #endif
 
+/*
+ * The module's magic block; from 18 it also names the library and its
+ * version (LEADER_VERSION, leader.control's default_version, from the
+ * Makefile), which pg_get_loaded_modules() shows.
+ */
+#if PG_VERSION_NUM >= 180000
+#define LEADER_MODULE_MAGIC PG_MODULE_MAGIC_EXT(.name = "leader", .version = LEADER_VERSION)
+#else
+#define LEADER_MODULE_MAGIC PG_MODULE_MAGIC
+#endif
+
 /* 18 replaced the trailing pg_attribute_noreturn() by a leading pg_noreturn. */
 #if PG_VERSION_NUM < 180000
 #define pg_noreturn pg_attribute_noreturn()
