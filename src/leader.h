@@ -42,6 +42,11 @@
 #define leader_database_ownercheck(dboid, roleid) pg_database_ownercheck((dboid), (roleid))
 #endif
 
+/* The setting transaction_timeout exists from 17. */
+#if PG_VERSION_NUM >= 170000
+#define LEADER_HAVE_TRANSACTION_TIMEOUT 1
+#endif
+
 /*
  * A heap update and the index entries its new version needs.  From 16,
  * simple_heap_update() says which indexes need one (TU_UpdateIndexes: none

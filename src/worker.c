@@ -365,7 +365,7 @@ static const struct
 	{"lock_timeout", "0"},
 	{"idle_in_transaction_session_timeout", "0"},
 	{"idle_session_timeout", "0"},
-#if PG_VERSION_NUM >= 170000
+#ifdef LEADER_HAVE_TRANSACTION_TIMEOUT
 	{"transaction_timeout", "0"},
 #endif
 	{"default_transaction_read_only", "off"},
