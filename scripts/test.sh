@@ -90,6 +90,8 @@ export PG_CONFIG
 echo "using $("$PG_CONFIG" --version) ($PG_BINDIR)"
 
 log "building (make) and installing (make install)"
+# From clean: objects left from a build against another PostgreSQL must not be reused.
+make -s PG_CONFIG="$PG_CONFIG" clean </dev/null >/dev/null
 make -s PG_CONFIG="$PG_CONFIG" </dev/null
 make -s PG_CONFIG="$PG_CONFIG" install </dev/null
 
