@@ -8,7 +8,8 @@
 #   installed (the pg_regress suite needs it) and TAP support enabled. A finished build
 #   (marked by the file .complete) is reused as it is; an unfinished one is built again.
 #   The result is readable by every user (the tests run as the OS user "postgres") and
-#   owned by root. The test command installs the extension into it: a cached build is
+#   owned by root; concurrent callers build a version once (a lock file beside it).
+#   The test command installs the extension into it: a cached build is
 #   private to this project's tests.
 # The sources are ../shared/postgresql relative to the repository root (a directory holding
 # postgresql-<version>.tar.xz and SHA256SUMS), or $LEADER_PG_SOURCES.
@@ -59,6 +60,11 @@ fi
 
 PREFIX=$CACHE/${actual:0:16}
 PG_CONFIG=$PREFIX/bin/pg_config
+
+# One build of a version at a time: a second caller waits for the first one's result.
+mkdir -p "$CACHE"
+exec 9>"$PREFIX.lock"
+flock 9
 
 if [ ! -e "$PREFIX/.complete" ]; then
     rm -rf "$PREFIX"
