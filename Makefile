@@ -43,7 +43,11 @@ ISOLATION_OPTS = --inputdir=test --outputdir=test/output_iso --temp-instance=./t
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
-PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+# The extension's version, leader.control's default_version, for the module's magic block.
+LEADER_VERSION := $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" $(dir $(lastword $(MAKEFILE_LIST)))leader.control)
+
+PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare \
+	-DLEADER_VERSION='"$(LEADER_VERSION)"'
 
 EXTRA_CLEAN = results regression.diffs regression.out test/output_iso tmp_check tmp_check_regress tmp_check_iso
 

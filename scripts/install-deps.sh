@@ -10,8 +10,8 @@
 #
 # Usage (as root): bash scripts/install-deps.sh [--tests]
 #   --tests  also what only the test command needs (PgBouncer, network namespaces,
-#            Node.js, the Debian packaging tools), which the demo and the benchmarks
-#            do without.
+#            Node.js, the Debian packaging tools, the tools that build PostgreSQL 16-19
+#            from source), which the demo and the benchmarks do without.
 set -euo pipefail
 
 PACKAGES=(
@@ -35,6 +35,12 @@ TEST_PACKAGES=(
     postgresql-server-dev-all  # ... with pg_buildext's debhelper sequence (dh --with pgxs_loop)
     libpq-dev                  # ... whose Build-Depends name libpq's headers
     lintian                    # checks the Debian package
+    bison                      # building PostgreSQL 16-19 from source (build-postgres.sh) ...
+    flex
+    libreadline-dev
+    zlib1g-dev
+    pkg-config
+    xz-utils                   # ... whose sources are .tar.xz
 )
 # Node.js and npm run the Node.js examples (examples/node); Debian's packages unless
 # the machine already has both commands (from another source, which Debian's npm package

@@ -70,9 +70,13 @@ SELECT call, pg_temp.try(call) AS result FROM (VALUES
     ($$leader_fence('g', NULL)$$),
     ($$leader_fence('never led', 1)$$)) AS calls(call);
 
--- Settings refuse values out of range.
-SET leader.default_ttl = 0;
-SET leader.max_groups = -1;
+-- Settings refuse values out of range.  (The range the message ends with is
+-- shown from pg_settings: from PostgreSQL 17 on, the message prints its units.)
+SELECT call, regexp_replace(pg_temp.try(call), ' \(.*\)$', '') AS result FROM (VALUES
+    ($$set_config('leader.default_ttl', '0', false)$$),
+    ($$set_config('leader.max_groups', '-1', false)$$)) AS calls(call);
+SELECT name, unit, min_val, max_val FROM pg_settings
+WHERE name IN ('leader.default_ttl', 'leader.max_groups') ORDER BY name;
 SET leader.poll_interval = '1 hour';
 
 -- Nothing above changed the table.

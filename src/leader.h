@@ -42,6 +42,72 @@
 #define leader_database_ownercheck(dboid, roleid) pg_database_ownercheck((dboid), (roleid))
 #endif
 
+/* The setting transaction_timeout exists from 17. */
+#if PG_VERSION_NUM >= 170000
+#define LEADER_HAVE_TRANSACTION_TIMEOUT 1
+#endif
+
+/*
+ * A heap update and the index entries its new version needs.  From 16,
+ * simple_heap_update() says which indexes need one (TU_UpdateIndexes: none
+ * after a HOT update, only the summarizing ones, or all); before, a HOT
+ * update needs none and any other update needs all.
+ */
+#if PG_VERSION_NUM >= 160000
+#define leader_simple_heap_update(rel, otid, tuple, update_indexes) \
+	simple_heap_update((rel), (otid), (tuple), (update_indexes))
+#else
+typedef enum TU_UpdateIndexes
+{
+	TU_None,
+	TU_All,
+	TU_Summarizing
+} TU_UpdateIndexes;
+
+#define leader_simple_heap_update(rel, otid, tuple, update_indexes) \
+	(simple_heap_update((rel), (otid), (tuple)), \
+	 *(update_indexes) = HeapTupleIsHeapOnly(tuple) ? TU_None : TU_All)
+#endif
+
+/* Index entries for a new tuple version (no arbiter indexes, duplicates are errors). */
+#if PG_VERSION_NUM >= 190000
+#define leader_insert_index_tuples(rri, slot, estate, only_summarizing) \
+	ExecInsertIndexTuples((rri), (estate), \
+						  (only_summarizing) ? EIIT_ONLY_SUMMARIZING : 0, \
+						  (slot), NIL, NULL)
+#elif PG_VERSION_NUM >= 160000
+#define leader_insert_index_tuples(rri, slot, estate, only_summarizing) \
+	ExecInsertIndexTuples((rri), (slot), (estate), false, false, NULL, NIL, \
+						  (only_summarizing))
+#else
+#define leader_insert_index_tuples(rri, slot, estate, only_summarizing) \
+	(AssertMacro(!(only_summarizing)), \
+	 ExecInsertIndexTuples((rri), (slot), (estate), false, false, NULL, NIL))
+#endif
+
+/* A plain sequential scan (19 added scan option flags). */
+#if PG_VERSION_NUM >= 190000
+#define leader_table_beginscan(rel, snapshot) table_beginscan((rel), (snapshot), 0, NULL, SO_NONE)
+#else
+#define leader_table_beginscan(rel, snapshot) table_beginscan((rel), (snapshot), 0, NULL)
+#endif
+
+/*
+ * The module's magic block; from 18 it also names the library and its
+ * version (LEADER_VERSION, leader.control's default_version, from the
+ * Makefile), which pg_get_loaded_modules() shows.
+ */
+#if PG_VERSION_NUM >= 180000
+#define LEADER_MODULE_MAGIC PG_MODULE_MAGIC_EXT(.name = "leader", .version = LEADER_VERSION)
+#else
+#define LEADER_MODULE_MAGIC PG_MODULE_MAGIC
+#endif
+
+/* 18 replaced the trailing pg_attribute_noreturn() by a leading pg_noreturn. */
+#if PG_VERSION_NUM < 180000
+#define pg_noreturn pg_attribute_noreturn()
+#endif
+
 /* ---- limits ---- */
 #define LEADER_MAX_NAME_BYTES		200 /* group names and named holders */
 #define LEADER_MAX_TIMEOUT_USECS	(USECS_PER_DAY)

@@ -306,12 +306,13 @@ lease_store_read(LeaseStore *store, const char *group, LeaseRow *row)
 }
 
 /*
- * Add index entries for a new heap tuple (not needed after a HOT update).
+ * Add index entries for a new heap tuple: in every index, or (after an
+ * update that changed only summarized columns) in the summarizing ones.
  * It is never flagged as an UPDATE: that flag only feeds an index hint, and
  * computing the hint needs a range table this bare executor state lacks.
  */
 static void
-insert_index_entries(Relation rel, HeapTuple tuple)
+insert_index_entries(Relation rel, HeapTuple tuple, bool only_summarizing)
 {
 	EState	   *estate = CreateExecutorState();
 	ResultRelInfo *result_rel = makeNode(ResultRelInfo);
@@ -321,7 +322,7 @@ insert_index_entries(Relation rel, HeapTuple tuple)
 	ExecOpenIndices(result_rel, false);
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
 	ExecStoreHeapTuple(tuple, slot, false);
-	(void) ExecInsertIndexTuples(result_rel, slot, estate, false, false, NULL, NIL);
+	(void) leader_insert_index_tuples(result_rel, slot, estate, only_summarizing);
 	ExecDropSingleTupleTableSlot(slot);
 	ExecCloseIndices(result_rel);
 	FreeExecutorState(estate);
@@ -332,13 +333,14 @@ static ItemPointerData
 write_tuple(Relation rel, ItemPointer tid, HeapTuple tuple)
 {
 	ItemPointerData written;
+	TU_UpdateIndexes update_indexes = TU_All;
 
 	if (tid != NULL)
-		simple_heap_update(rel, tid, tuple);
+		leader_simple_heap_update(rel, tid, tuple, &update_indexes);
 	else
 		simple_heap_insert(rel, tuple);
-	if (!HeapTupleIsHeapOnly(tuple))
-		insert_index_entries(rel, tuple);
+	if (update_indexes != TU_None)
+		insert_index_entries(rel, tuple, update_indexes == TU_Summarizing);
 	written = tuple->t_self;
 	heap_freetuple(tuple);
 	CommandCounterIncrement();
@@ -519,7 +521,7 @@ term_floor_open(LeaseStore *store, LOCKMODE lockmode, AttrNumber *attnum)
 static int64
 term_floor_scan(Relation rel, AttrNumber attnum, ItemPointer tid)
 {
-	TableScanDesc scan = table_beginscan(rel, SnapshotSelf, 0, NULL);
+	TableScanDesc scan = leader_table_beginscan(rel, SnapshotSelf);
 	HeapTuple	tuple;
 	int64		floor = 0;
 

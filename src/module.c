@@ -13,7 +13,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
-PG_MODULE_MAGIC;
+LEADER_MODULE_MAGIC;
 
 void		_PG_init(void);
 

@@ -52,7 +52,7 @@
 #include "utils/wait_event.h"
 
 PGDLLEXPORT void leader_worker_main(Datum arg);
-static void worker_leave_for_good(void) pg_attribute_noreturn();
+pg_noreturn static void worker_leave_for_good(void);
 
 static volatile sig_atomic_t worker_stop_requested = false;
 static volatile sig_atomic_t worker_in_transaction = false;
@@ -365,7 +365,7 @@ static const struct
 	{"lock_timeout", "0"},
 	{"idle_in_transaction_session_timeout", "0"},
 	{"idle_session_timeout", "0"},
-#if PG_VERSION_NUM >= 170000
+#ifdef LEADER_HAVE_TRANSACTION_TIMEOUT
 	{"transaction_timeout", "0"},
 #endif
 	{"default_transaction_read_only", "off"},

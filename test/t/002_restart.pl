@@ -56,6 +56,14 @@ foreach my $round (1 .. 3)
 		"t\nt\nt",
 		"round $round: named and session-bound terms go by");
 }
+# A backend ends a little after its psql has gone: until the last round's has,
+# its liveness lock still says that it leads "sb".
+ok( $node->poll_query_until(
+		'app', qq{
+		SELECT count(*) = 0 FROM pg_stat_activity
+		WHERE datname = 'app' AND backend_type = 'client backend'
+		  AND pid NOT IN (pg_backend_pid(), $sb_session->{backend_pid})}),
+	'the sessions of the rounds have ended');
 is($sb_session->query_safe("SELECT leader_try_acquire('sb')"),
 	't', 'a connected session leads "sb"');
 my $sb_pid = $sb_session->{backend_pid};
