@@ -72,7 +72,6 @@ sub start_run
 	return \%r;
 }
 
-sub run_pid { return $_[0]->{h}{KIDS}[0]{PID}; }
 
 # The lines of a beat file as [term, pid, ns].
 sub beats
@@ -84,37 +83,6 @@ sub beats
 	return grep { @$_ == 3 } @lines;
 }
 
-# Wait until &$cond is true, checking every 20 ms; one assertion.
-sub wait_until
-{
-	my ($cond, $what) = @_;
-	my $deadline = time + $timeout;
-	until ($cond->())
-	{
-		if (time > $deadline)
-		{
-			fail($what);
-			return 0;
-		}
-		usleep(20_000);
-	}
-	pass($what);
-	return 1;
-}
-
-# Wait until run $r has exited; returns its exit code.
-sub exit_code
-{
-	my ($r) = @_;
-	my $deadline = time + $timeout;
-	while ($r->{h}->pumpable && time < $deadline)
-	{
-		$r->{h}->pump_nb;
-		usleep(20_000);
-	}
-	$r->{h}->finish;
-	return $r->{h}->result(0);
-}
 
 # Wait until $r's pg_leader says it leads; returns its term.
 sub wait_leading

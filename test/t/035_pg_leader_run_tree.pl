@@ -89,7 +89,6 @@ sub start_run
 	return \%r;
 }
 
-sub run_pid { return $_[0]->{h}{KIDS}[0]{PID}; }
 
 # The beats of $r's child $role ("fg" or "bg") as [pid, ns].
 sub beats
@@ -103,24 +102,6 @@ sub beats
 
 sub first_beat { my @b = beats(@_); return @b ? $b[0][1] : undef; }
 sub last_beat  { my @b = beats(@_); return @b ? $b[-1][1] : undef; }
-
-# Wait until &$cond is true, checking every 20 ms; one assertion.
-sub wait_until
-{
-	my ($cond, $what) = @_;
-	my $deadline = time + $timeout;
-	until ($cond->())
-	{
-		if (time > $deadline)
-		{
-			fail($what);
-			return 0;
-		}
-		usleep(20_000);
-	}
-	pass($what);
-	return 1;
-}
 
 # Wait until $r's pg_leader leads $group and its tree beats; returns the term.
 sub wait_leading
@@ -141,19 +122,6 @@ sub wait_leading
 	return $r->{term};
 }
 
-# Wait until $r has exited; returns its exit code.
-sub exit_code
-{
-	my ($r) = @_;
-	my $deadline = time + $timeout;
-	while ($r->{h}->pumpable && time < $deadline)
-	{
-		$r->{h}->pump_nb;
-		usleep(20_000);
-	}
-	$r->{h}->finish;
-	return $r->{h}->result(0);
-}
 
 # A candidate that waits: its backend sleeps in leader_acquire.
 sub check_waiting

@@ -10,7 +10,9 @@
 #     the database's background worker (worker_pid, replaced_worker_pid,
 #     worker_ends_lease), and when events arrive and who sent them
 #     (wait_for_events);
-#   - the node the tests of the pg_leader client run on (pg_leader_node).
+#   - the node the tests of the pg_leader client run on (pg_leader_node);
+#   - waiting for a condition (wait_until), and a program run through
+#     IPC::Run: its pid and its exit code (run_pid, exit_code).
 # Every helper is told the node, database and session it works on; the only
 # state kept here are counters that make markers and tags unique.
 #
@@ -50,6 +52,9 @@ our @EXPORT = qw(
   wait_for_events
   preloaded_node
   pg_leader_node
+  wait_until
+  exit_code
+  run_pid
 );
 
 # ---- leader_changed events ----
@@ -344,5 +349,43 @@ sub pg_leader_node
 	delete $ENV{PGAPPNAME};
 	return preloaded_node($name);
 }
+
+# ---- waiting, and programs run through IPC::Run ----
+
+# Wait until &$cond is true, checking every 20 ms; one assertion.
+sub wait_until
+{
+	my ($cond, $what) = @_;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	until ($cond->())
+	{
+		if (time > $deadline)
+		{
+			fail($what);
+			return 0;
+		}
+		usleep(20_000);
+	}
+	pass($what);
+	return 1;
+}
+
+# Wait until the program run by $r->{h} (an IPC::Run harness) has exited;
+# returns its exit code.
+sub exit_code
+{
+	my ($r) = @_;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while ($r->{h}->pumpable && time < $deadline)
+	{
+		$r->{h}->pump_nb;
+		usleep(20_000);
+	}
+	$r->{h}->finish;
+	return $r->{h}->result(0);
+}
+
+# The pid of the program run by $r->{h}.
+sub run_pid { return $_[0]->{h}{KIDS}[0]{PID}; }
 
 1;
