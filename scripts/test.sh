@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# scripts/test.sh: runs every test of the leader extension. This is the command CI runs.
+# scripts/test.sh: runs every test of the leader extension, on every supported PostgreSQL
+# major (15, 16, 17, 18 and 19beta2). This is the command CI runs.
 #
 # Owns: the test procedure, from a bare Debian 12 machine to one summary line.
-#   1. installs the dependencies (scripts/install-deps.sh);
-#   2. builds the extension ("make"; the Makefile turns warnings into errors) and installs
-#      it ("make install") into the PostgreSQL that pg_config names;
+# Without --pg it runs itself once per major, 15 first, and ends with each major's line
+# and the total. With --pg VERSION it tests that one major:
+#   1. installs the dependencies (scripts/install-deps.sh), and for 16 and later builds
+#      that PostgreSQL from the sources in ../shared/postgresql, once: the build is cached
+#      outside the checkout and reused (scripts/build-postgres.sh says where); 15 is
+#      Debian's package;
+#   2. builds the extension from clean ("make"; the Makefile turns warnings into errors)
+#      and installs it ("make install") into that PostgreSQL; for 16 and later it first
+#      builds and installs it into Debian's PostgreSQL 15.18 as well, unpacked into the
+#      same cache (scripts/unpack-debian-postgres.sh says why not 15.20): the old side of
+#      the pg_upgrade test (test/t/037_pg_upgrade.pl, told where by LEADER_UPGRADE_FROM);
 #   3. copies the source tree into a fresh temporary directory owned by the unprivileged
 #      OS user "postgres" (PostgreSQL refuses to run as root), installs the Node.js
 #      examples' dependencies there (npm ci), and runs the Makefile's
@@ -16,21 +25,17 @@
 #        against a planted bug that its checker must catch;
 #      then, as root, the benchmark's self-checks (bench/test_bench.py) and the suites
 #      that need root: test/liveness/silent-host.sh (leaders
-#      whose host vanishes from the network, in network namespaces) and
-#      scripts/test-package.sh (the Debian package built, installed and tried);
+#      whose host vanishes from the network, in network namespaces) and, on 15 only
+#      (the one version Debian 12 packages), scripts/test-package.sh (the Debian
+#      package built, installed and tried);
 #   4. on failure prints the diffs and logs that say why;
 #   5. ends with one line "N passed, N failed" (N counts test files) and exits 0 only if
 #      everything passed.
 # The temporary directory, and any server a test left running in it, is removed on exit.
 #
 # Usage (as root, from anywhere): bash scripts/test.sh [--pg VERSION]
-#   --pg VERSION  runs everything against that PostgreSQL major: 15 is Debian's package
-#                 (/usr/lib/postgresql/15); 16, 17, 18 and 19 (19beta2) are built from the
-#                 sources in ../shared/postgresql once and then reused
-#                 (scripts/build-postgres.sh, which says where). The Debian package suite
-#                 runs only on 15, the one version Debian 12 packages.
-# Environment: PG_CONFIG (default: pg_config on PATH; ignored with --pg),
-#              LEADER_TEST_TIMEOUT (seconds per suite, default 1800).
+#   --pg VERSION  only that major: 15, 16, 17, 18 or 19 (19beta2)
+# Environment: LEADER_TEST_TIMEOUT (seconds per suite, default 1800).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,27 +47,54 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
+MAJORS=(15 16 17 18 19)
+usage() {
+    echo "usage: test.sh [--pg VERSION]   (VERSION: ${MAJORS[*]})" >&2
+    exit 2
+}
 PG_MAJOR=
-case "${1:-}" in
-    --pg)
-        case "${2:-}" in
-            15 | 16 | 17 | 18 | 19) PG_MAJOR=$2 ;;
-            *)
-                echo "test.sh: --pg takes 15, 16, 17, 18 or 19" >&2
-                exit 2
-                ;;
-        esac
-        [ $# -eq 2 ] || {
-            echo "usage: test.sh [--pg VERSION]" >&2
-            exit 2
-        }
+case "$#:${1:-}" in
+    0:) ;;
+    2:--pg)
+        for m in "${MAJORS[@]}"; do
+            [ "$2" != "$m" ] || PG_MAJOR=$2
+        done
+        [ -n "$PG_MAJOR" ] || usage
         ;;
-    "") ;;
-    *)
-        echo "usage: test.sh [--pg VERSION]" >&2
-        exit 2
-        ;;
+    *) usage ;;
 esac
+
+# --- every major, one after the other ------------------------------------------------------
+if [ -z "$PG_MAJOR" ]; then
+    started=$SECONDS
+    totals=()
+    passed=0
+    failed=0
+    for m in "${MAJORS[@]}"; do
+        out=$(mktemp "${TMPDIR:-/tmp}/leader-test-$m.XXXXXX")
+        begun=$SECONDS
+        status=0
+        bash "$ROOT/scripts/test.sh" --pg "$m" 2>&1 | tee "$out" || status=$?
+        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 || true)
+        rm -f "$out"
+        if [ -z "$line" ]; then
+            # It stopped before its suites ran (a build or an install failed).
+            line="0 passed, 1 failed"
+        elif [ "$status" -ne 0 ] && [ "${line#*passed, }" = "0 failed" ]; then
+            line="${line%%passed, *}passed, 1 failed"
+        fi
+        read -r ok _ bad _ <<<"$line"
+        passed=$((passed + ok))
+        failed=$((failed + bad))
+        totals+=("PostgreSQL $m, $(((SECONDS - begun) / 60)) min $(((SECONDS - begun) % 60)) s: $line")
+    done
+    echo
+    printf '%s\n' "${totals[@]}"
+    echo "all majors: $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s"
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit
+fi
 
 # C.UTF-8 exists on every Debian system: the test instances get UTF8 encoding and
 # byte-order collation whatever the caller's locale is.
@@ -74,26 +106,37 @@ log() { printf '\n=== %s\n' "$*"; }
 log "installing dependencies"
 bash "$ROOT/scripts/install-deps.sh" --tests
 
+PG15_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 case "$PG_MAJOR" in
-    "") PG_CONFIG=${PG_CONFIG:-$(command -v pg_config || true)} ;;
-    15) PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config ;;
+    15) PG_CONFIG=$PG15_CONFIG ;;
     *)
         log "building PostgreSQL $PG_MAJOR (once; reused when cached)"
         PG_CONFIG=$(bash "$ROOT/scripts/build-postgres.sh" "$PG_MAJOR" | tail -n 1)
         ;;
 esac
 if [ -z "$PG_CONFIG" ] || ! PG_BINDIR=$("$PG_CONFIG" --bindir) || [ -z "$PG_BINDIR" ]; then
-    echo "test.sh: no working pg_config (set PG_CONFIG, or install postgresql-server-dev-15)" >&2
+    echo "test.sh: no working pg_config for PostgreSQL $PG_MAJOR" >&2
     exit 1
 fi
 export PG_CONFIG
 echo "using $("$PG_CONFIG" --version) ($PG_BINDIR)"
 
+# build_and_install PG_CONFIG: the extension and pg_leader, from clean (objects left from
+# a build against another PostgreSQL must not be reused), into that PostgreSQL.
+build_and_install() {
+    make -s PG_CONFIG="$1" clean </dev/null >/dev/null
+    make -s PG_CONFIG="$1" </dev/null
+    make -s PG_CONFIG="$1" install </dev/null
+}
+if [ "$PG_MAJOR" != 15 ]; then
+    log "building (make) and installing (make install) into Debian's PostgreSQL 15.18, the old side of the pg_upgrade test"
+    OLD_PG_CONFIG=$(bash "$ROOT/scripts/unpack-debian-postgres.sh" | tail -n 1)
+    build_and_install "$OLD_PG_CONFIG"
+    LEADER_UPGRADE_FROM=$(dirname "$("$OLD_PG_CONFIG" --bindir)")
+    export LEADER_UPGRADE_FROM
+fi
 log "building (make) and installing (make install)"
-# From clean: objects left from a build against another PostgreSQL must not be reused.
-make -s PG_CONFIG="$PG_CONFIG" clean </dev/null >/dev/null
-make -s PG_CONFIG="$PG_CONFIG" </dev/null
-make -s PG_CONFIG="$PG_CONFIG" install </dev/null
+build_and_install "$PG_CONFIG"
 
 # --- a private copy of the source tree, owned by postgres --------------------------------
 # shellcheck source=scripts/stop-servers.sh
@@ -132,7 +175,7 @@ pg_env() {
         PATH="$PG_BINDIR:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         HOME="$WORK" TMPDIR="$WORK" LANG="$LANG" LC_ALL="$LC_ALL" PG_CONFIG="$PG_CONFIG")
     local v
-    for v in PROVE_FLAGS PG_TEST_EXTRA PG_TEST_TIMEOUT_DEFAULT; do
+    for v in PROVE_FLAGS PG_TEST_EXTRA PG_TEST_TIMEOUT_DEFAULT LEADER_UPGRADE_FROM; do
         [ -z "${!v:-}" ] || PG_ENV+=("$v=${!v}")
     done
 }
@@ -311,7 +354,7 @@ status=0
 run_logged liveness bash "$COPY/test/liveness/silent-host.sh" || status=$?
 count_checks liveness "$status"
 
-if [ "$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')" = 15 ]; then
+if [ "$PG_MAJOR" = 15 ]; then
     status=0
     run_logged package bash "$ROOT/scripts/test-package.sh" || status=$?
     count_checks package "$status"
