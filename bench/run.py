@@ -107,10 +107,13 @@ def machine():
 
 
 def server_version(pg_config):
-    """The installation's `postgres --version`; fails unless its server runs."""
-    cluster.use(pg_config)
-    return subprocess.run([cluster.pg_bin("postgres"), "--version"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    """The installation's `postgres --version`; exits unless its server runs."""
+    try:
+        cluster.use(pg_config)
+        return subprocess.run([cluster.pg_bin("postgres"), "--version"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as e:
+        sys.exit(f"bench/run.py: no working installation at {pg_config}: {e}")
 
 
 def measure(todo, pg_config, version, parts):

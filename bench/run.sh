@@ -47,7 +47,10 @@ PG_MAJORS=()
 pg_majors() {
     local major
     IFS=, read -r -a PG_MAJORS <<<"$1"
-    [ ${#PG_MAJORS[@]} -gt 0 ] || pg_usage "$1"
+    # (read drops a trailing empty field: "18," would pass as "18")
+    if [ ${#PG_MAJORS[@]} -eq 0 ] || [ "$(IFS=,; echo "${PG_MAJORS[*]}")" != "$1" ]; then
+        pg_usage "$1"
+    fi
     for major in "${PG_MAJORS[@]}"; do
         case "$major" in
             15 | 16 | 17 | 18 | 19) ;;
