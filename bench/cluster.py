@@ -2,12 +2,14 @@
 bench/cluster.py: the throwaway PostgreSQL server every benchmark runs against.
 
 Owns: which installation's binaries every benchmark runs (initdb, pg_ctl,
-postgres, pgbench, pg_leader: those in the bindir of the pg_config that the
-environment's PG_CONFIG names, else of pg_config on PATH), creating a data
+postgres, pgbench, pg_leader: those in the bindir of the pg_config that use()
+was last given, else that the environment's PG_CONFIG names, else of
+pg_config on PATH; run.py switches installations between versions), creating a data
 directory in a temporary directory (initdb), its settings (the library
 preloaded, TCP on 127.0.0.1 only, room for 1 100 connections and 1 000 000
 groups, the server's default durability: fsync and synchronous_commit on),
-starting and stopping it (and removing it again when it does not start), and small helpers to connect and run SQL.  It runs as the OS user
+starting and stopping it (and removing it again when it does not start), and
+small helpers to connect and run SQL.  It runs as the OS user
 that calls it (never root: PostgreSQL refuses to).
 """
 import os
@@ -20,11 +22,20 @@ import time
 import psycopg
 
 PG_CONFIG = os.environ.get("PG_CONFIG") or "pg_config"
-PG_BINDIR = subprocess.run([PG_CONFIG, "--bindir"], capture_output=True, text=True,
-                           check=True).stdout.strip()
+PG_BINDIR = None                                   # PG_CONFIG's bindir, once asked for
+
+
+def use(pg_config):
+    """Runs the binaries of the installation that this pg_config names from now on."""
+    global PG_CONFIG, PG_BINDIR
+    PG_CONFIG = pg_config
+    PG_BINDIR = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
+                               check=True).stdout.strip()
 
 
 def pg_bin(name):
+    if PG_BINDIR is None:
+        use(PG_CONFIG)
     return os.path.join(PG_BINDIR, name)
 
 

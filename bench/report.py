@@ -2,23 +2,56 @@
 bench/report.py: the benchmark's results as people read them.
 
 Owns the tables (Markdown, RESULTS.md and the README's Benchmarks section):
-the SPEC's targets, each throughput comparison once per wire protocol, the
-failover side by side, the throughput per script and protocol; and the plot
-of the failover latency distributions (SVG, drawn here without plotting
-libraries: cumulative share of trials against latency on a logarithmic
-axis, one curve per system).  A run of only some benchmarks (run.py --only)
-gets the rows and tables of those.
+the SPEC's targets, each throughput comparison once per wire protocol, with
+one measured column (and one "met") per PostgreSQL installation measured;
+then, per installation, the failover side by side and the throughput per
+script and protocol; and the plot of the failover latency distributions
+(SVG, drawn here without plotting libraries: cumulative share of trials
+against latency on a logarithmic axis, one curve per system and
+installation).  Every results.json holds a list of runs, one per
+installation (run.py); a run of one installation is a list of one and
+renders with one measured column; a results.json written before there were
+runs (its one run's sections at its top level) renders as that list of one.
+A run of only some benchmarks (run.py --only) gets the rows and tables of
+those.
 Run alone, it renders them again from a results directory's results.json:
 python3 bench/report.py bench/results
 """
 import json
 import math
 import os
+import re
 import sys
 
 from stats import percentiles
 
 LEADER = "leader"
+# A run's sections in results.json, one per benchmark (run.py's BENCHMARKS).
+SECTIONS = ("throughput", "failover", "scale", "bloat")
+
+
+def runs(r):
+    """The results' runs, one per installation, in the order they ran."""
+    if "runs" in r:
+        return r["runs"]
+    # A results.json from before runs: one installation, its sections at the top level.
+    return [dict({name: r[name] for name in SECTIONS if name in r},
+                 server=r["machine"]["server"], elapsed_s=r["elapsed_s"])]
+
+
+def version(run):
+    """"PostgreSQL 15.20" from `postgres --version`'s "postgres (PostgreSQL) 15.20 (...)"."""
+    found = re.search(r"PostgreSQL\)? (\S+)", run["server"])
+    return f"PostgreSQL {found.group(1)}" if found else run["server"]
+
+
+def minutes(seconds):
+    return f"{seconds // 60} min {seconds % 60} s"
+
+
+def in_words(items):
+    """a; a and b; a, b and c."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def duration(ms):
@@ -172,18 +205,35 @@ def bloat_targets(r):
     ]
 
 
+def run_targets(run):
+    """One run's rows: (measure, target, measured, met) of the targets it measured."""
+    return (failover_targets(run) + expiry_target(run) + throughput_targets(run)
+            + scale_targets(run) + bloat_targets(run))
+
+
 def targets_table(r):
-    """The SPEC's targets that the benchmarks which ran measure, with the figures."""
-    rows = (failover_targets(r) + expiry_target(r) + throughput_targets(r) + scale_targets(r)
-            + bloat_targets(r))
-    out = ["| measure | target | measured | met |", "|---|---|---|---|"]
-    out += [f"| {m} | {t} | {v} | {met(ok)} |" for m, t, v, ok in rows]
+    """
+    The SPEC's targets that the benchmarks which ran measure, with the figures:
+    a measured column and a "met" per run ("measured" when there is one run),
+    "–" where a run did not measure that row.
+    """
+    rs = runs(r)
+    measured = [{m: (t, v, ok) for m, t, v, ok in run_targets(run)} for run in rs]
+    measures = list(dict.fromkeys(m for of_run in measured for m in of_run))
+    names = ["measured"] if len(rs) == 1 else [version(run) for run in rs]
+    out = ["| measure | target | " + " | ".join(f"{name} | met" for name in names) + " |",
+           "|---|---" + "|---|---" * len(rs) + "|"]
+    for m in measures:
+        target = next(of_run[m][0] for of_run in measured if m in of_run)
+        cells = [f"{of_run[m][1]} | {met(of_run[m][2])}" if m in of_run else "– | –"
+                 for of_run in measured]
+        out.append(f"| {m} | {target} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
-def throughput_table(r):
+def throughput_table(run):
     """tps per script, durability and wire protocol, then the two ratios."""
-    t = r["throughput"]
+    t = run["throughput"]
     s, runs, ratios = t["settings"], t["runs"], t["ratios"]
     columns = [(protocol, mode) for protocol in s["protocols"]
                for mode in ("durable", "async_commit")]
@@ -210,30 +260,54 @@ def throughput_table(r):
 
 
 def table(r):
-    m = r["machine"]
+    m, rs = r["machine"], runs(r)
     unlike_the_record = (["quick mode: fewer trials"] if r["quick"] else []) \
         + ([f"only {', '.join(r['only'])}"] if r["only"] else [])
+    per_run = "" if len(rs) == 1 else " (" + ", ".join(
+        f"{version(run)}: {minutes(run['elapsed_s'])}" for run in rs) + ")"
     lines = [
         f"Measured {r['date']} on {m['cpu']}, {m['memory_gib']} GiB, Linux {m['kernel']}, "
-        f"{m['server']}; fsync and synchronous_commit on unless said; whole run "
-        f"{r['elapsed_s'] // 60} min {r['elapsed_s'] % 60} s"
+        f"{in_words([run['server'] for run in rs])}; fsync and synchronous_commit on unless "
+        f"said; whole run {minutes(r['elapsed_s'])}{per_run}"
         + (f" ({'; '.join(unlike_the_record)}; not for the record)" if unlike_the_record
            else "") + ".",
         "", "#### Against the SPEC's targets", "", targets_table(r)]
-    if "failover" in r:
-        lines += ["", "#### Failover, side by side (p50 / p90 / p99 / max, n trials)", "",
-                  failover_table(r["failover"]["samples_ms"])]
-    if "throughput" in r:
-        lines += ["", "#### Throughput", "", throughput_table(r)]
+
+    def on(run):
+        return "" if len(rs) == 1 else f" on {version(run)}"
+    first_systems = set(rs[0].get("failover", {}).get("samples_ms", {}))
+    for run in rs:
+        if "failover" in run:
+            samples = run["failover"]["samples_ms"]
+            lines += ["", f"#### Failover{on(run)}, side by side (p50 / p90 / p99 / max, "
+                      "n trials)", "", failover_table(samples)]
+            if run is not rs[0] and first_systems - set(samples):
+                lines += ["", f"The baselines ran on {version(rs[0])} only: they measure "
+                          "the poller and the lease, which do not depend on the server's "
+                          "version."]
+    for run in rs:
+        if "throughput" in run:
+            lines += ["", f"#### Throughput{on(run)}", "", throughput_table(run)]
     return "\n".join(lines + [""])
 
 
-COLOURS = ["#1b7837", "#c51b7d", "#e08214", "#2166ac", "#762a83"]
+COLOURS = ["#1b7837", "#c51b7d", "#e08214", "#2166ac", "#762a83", "#35978f", "#8c510a",
+           "#4d4d4d"]
+
+
+def curves(r):
+    """(label, samples by scenario) of every system of every run that ran failover trials;
+    the label names the installation when the system ran on more than one."""
+    measured = [(run, system, s) for run in runs(r)
+                for system, s in run.get("failover", {}).get("samples_ms", {}).items()]
+    systems = [system for _, system, _ in measured]
+    return [(f"{system}, {version(run)}" if systems.count(system) > 1 else system, s)
+            for run, system, s in measured]
 
 
 def plot(r):
     """Two panels (crash, graceful handover): share of trials done by a given latency."""
-    samples = r["failover"]["samples_ms"]
+    samples = curves(r)
     width, panel_h, left, right, top = 1120, 300, 70, 450, 40
     lo, hi = 0.5, 60000.0                          # ms, the logarithmic axis
 
@@ -265,7 +339,7 @@ def plot(r):
                          f'y2="{y(share):.1f}" stroke="#ddd"/>'
                          f'<text x="{left - 6}" y="{y(share) + 4:.1f}" text-anchor="end">'
                          f'{int(share * 100)}%</text>')
-        for i, (system, s) in enumerate(samples.items()):
+        for i, (system, s) in enumerate(samples):
             data = sorted(s[key])
             if not data:
                 continue
@@ -290,7 +364,7 @@ def write(results, out_dir):
     text = table(results)
     with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
         f.write(text)
-    if "failover" in results:
+    if curves(results):
         with open(os.path.join(out_dir, "failover.svg"), "w") as f:
             f.write(plot(results))
     return text
