@@ -5,7 +5,8 @@
 # Owns: the packaging test. As root, on Debian 12:
 #   1. installs the dependencies (scripts/install-deps.sh);
 #   2. checks that META.json is valid JSON and that its version, debian/changelog's
-#      upstream version and leader.control's default_version agree;
+#      upstream version and leader.control's default_version agree, and that META.json
+#      and debian/ name the PostgreSQL majors that scripts/test.sh tests;
 #   3. copies the source tree (tracked and untracked-but-not-ignored files, as
 #      scripts/test.sh does) into a fresh temporary directory and makes the orig tarball
 #      from it (without debian/); the tree itself is never written to;
@@ -189,6 +190,28 @@ else
     not_ok "debian/changelog's upstream version '$UPSTREAM_VERSION' matches" \
         "leader.control ('$CONTROL_VERSION') and META.json ('$META_VERSION')"
 fi
+
+# The PostgreSQL majors that META.json and debian/ say are supported and tested: those of
+# test.sh's matrix (MAJORS=(...)).
+TESTED_MAJORS=$(sed -n 's/^MAJORS=(\(.*\))$/\1/p' scripts/test.sh)
+check "META.json, debian/control.in and debian/pgversions name the majors scripts/test.sh tests ($TESTED_MAJORS)" \
+    /usr/bin/python3 - "$TESTED_MAJORS" <<'EOF' || true
+import json, re, sys
+def majors(text):
+    return list(dict.fromkeys(re.findall(r"\b(1[5-9]|[2-9][0-9])(?=\b|beta|rc)", text)))
+def after(pattern, text):
+    found = re.search(pattern, " ".join(text.split()))
+    return found.group(1) if found else ""
+said = {
+    "META.json": " ".join(json.load(open("META.json"))["x_postgresql_tested"]),
+    "debian/control.in": after(r"tested on, PostgreSQL ([^.]*)\.", open("debian/control.in").read()),
+    "debian/pgversions": after(r"tests it on, ([^.]*)\.", open("debian/pgversions").read()),
+}
+wanted = sys.argv[1].split()
+bad = [name for name, text in said.items() if majors(text) != wanted]
+print("\n".join(f"{name} does not name {' '.join(wanted)}" for name in bad))
+sys.exit(1 if bad else 0)
+EOF
 
 # --- 3. a copy of the source tree ---------------------------------------------------------
 SRC_DIR=$WORK/src
