@@ -245,7 +245,7 @@ wait_leading($run_f, 'frozen');
 my $f_backend = $node->safe_psql('postgres',
 	"SELECT pid FROM leader_status WHERE group_name = 'frozen'");
 $started = time;
-kill 'STOP', $f_backend;
+freeze_when_idle($node, $f_backend, 'ClientRead');
 check_lost($run_f, 'frozen backend',
 	qr/lost: the lease ran out before the server confirmed a renewal/, $started);
 kill 'CONT', $f_backend;

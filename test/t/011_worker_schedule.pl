@@ -35,7 +35,7 @@ my $listener = listen_leader_changed($node, 'postgres');
 my $worker_stopped = 0;
 END { kill('CONT', $worker) if $worker_stopped; }
 
-sub freeze_worker { $worker_stopped = 1; return kill('STOP', $worker); }
+sub freeze_worker { $worker_stopped = 1; return freeze_when_idle($node, $worker, 'Extension'); }
 sub thaw_worker   { $worker_stopped = 0; return kill('CONT', $worker); }
 
 # An event's expires_at (ISO 8601, UTC) as epoch seconds.

@@ -11,6 +11,8 @@
 #     worker_ends_lease), and when events arrive and who sent them
 #     (wait_for_events);
 #   - the node the tests of the pg_leader client run on (pg_leader_node);
+#   - freezing a server process (SIGSTOP) only while it sleeps, never while
+#     it may hold a lock that others need (freeze_when_idle);
 #   - waiting for a condition (wait_until), and a program run through
 #     IPC::Run: its pid and its exit code (run_pid, exit_code).
 # Every helper is told the node, database and session it works on; the only
@@ -53,6 +55,7 @@ our @EXPORT = qw(
   preloaded_node
   pg_leader_node
   wait_until
+  freeze_when_idle
   exit_code
   run_pid
 );
@@ -348,6 +351,30 @@ sub pg_leader_node
 	my ($name) = @_;
 	delete $ENV{PGAPPNAME};
 	return preloaded_node($name);
+}
+
+# ---- freezing a server process ----
+
+# SIGSTOP server process $pid of $node once pg_stat_activity has shown it
+# sleeping in wait event $idle_event ("Extension" for the leader worker's
+# sleep, "ClientRead" for an idle backend) on two reads 20 ms apart: frozen
+# at an arbitrary instant it might hold a lightweight lock (shared
+# statistics, the lock manager), and every process that needs that lock,
+# new connections included, would wait until it is thawed.  Returns
+# whether the signal was sent; dies if the process never looked idle.
+sub freeze_when_idle
+{
+	my ($node, $pid, $idle_event) = @_;
+	my $query = "SELECT wait_event = '$idle_event' FROM pg_stat_activity WHERE pid = $pid";
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	my $idle_reads = 0;
+	while ($idle_reads < 2)
+	{
+		die "process $pid never slept in wait event $idle_event" if time > $deadline;
+		$idle_reads = $node->safe_psql('postgres', $query) eq 't' ? $idle_reads + 1 : 0;
+		usleep(20_000);
+	}
+	return kill('STOP', $pid);
 }
 
 # ---- waiting, and programs run through IPC::Run ----
