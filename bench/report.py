@@ -10,8 +10,7 @@ script and protocol; and the plot of the failover latency distributions
 against latency on a logarithmic axis, one curve per system and
 installation).  Every results.json holds a list of runs, one per
 installation (run.py); a run of one installation is a list of one and
-renders with one measured column; a results.json written before there were
-runs (its one run's sections at its top level) renders as that list of one.
+renders with one measured column.
 A run of only some benchmarks (run.py --only) gets the rows and tables of
 those.
 Run alone, it renders them again from a results directory's results.json:
@@ -26,17 +25,6 @@ import sys
 from stats import percentiles
 
 LEADER = "leader"
-# A run's sections in results.json, one per benchmark (run.py's BENCHMARKS).
-SECTIONS = ("throughput", "failover", "scale", "bloat")
-
-
-def runs(r):
-    """The results' runs, one per installation, in the order they ran."""
-    if "runs" in r:
-        return r["runs"]
-    # A results.json from before runs: one installation, its sections at the top level.
-    return [dict({name: r[name] for name in SECTIONS if name in r},
-                 server=r["machine"]["server"], elapsed_s=r["elapsed_s"])]
 
 
 def version(run):
@@ -217,7 +205,7 @@ def targets_table(r):
     a measured column and a "met" per run ("measured" when there is one run),
     "–" where a run did not measure that row.
     """
-    rs = runs(r)
+    rs = r["runs"]
     measured = [{m: (t, v, ok) for m, t, v, ok in run_targets(run)} for run in rs]
     measures = list(dict.fromkeys(m for of_run in measured for m in of_run))
     names = ["measured"] if len(rs) == 1 else [version(run) for run in rs]
@@ -260,7 +248,7 @@ def throughput_table(run):
 
 
 def table(r):
-    m, rs = r["machine"], runs(r)
+    m, rs = r["machine"], r["runs"]
     unlike_the_record = (["quick mode: fewer trials"] if r["quick"] else []) \
         + ([f"only {', '.join(r['only'])}"] if r["only"] else [])
     per_run = "" if len(rs) == 1 else " (" + ", ".join(
@@ -298,7 +286,7 @@ COLOURS = ["#1b7837", "#c51b7d", "#e08214", "#2166ac", "#762a83", "#35978f", "#8
 def curves(r):
     """(label, samples by scenario) of every system of every run that ran failover trials;
     the label names the installation when the system ran on more than one."""
-    measured = [(run, system, s) for run in runs(r)
+    measured = [(run, system, s) for run in r["runs"]
                 for system, s in run.get("failover", {}).get("samples_ms", {}).items()]
     systems = [system for _, system, _ in measured]
     return [(f"{system}, {version(run)}" if systems.count(system) > 1 else system, s)
