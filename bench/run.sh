@@ -20,8 +20,8 @@
 #   5. writes results.json, RESULTS.md (one measured column per version) and failover.svg
 #      into bench/results/ (or, with --quick or --only, into bench/out/, never over the
 #      record).
-# About 15 minutes per version, 8 more for each one after the first (--quick: about 3
-# and 1). Any server left behind by an interrupted run is stopped (by its pid) and the
+# About 16 minutes for the first version and 10 more for each one after it (--quick:
+# about 3 and 1). Any server left behind by an interrupted run is stopped (by its pid) and the
 # temporary directory removed.
 #
 # Usage (as root, from anywhere): bash bench/run.sh [--quick] [--only PART,...]
