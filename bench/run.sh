@@ -108,13 +108,8 @@ if [ ${#PG_MAJORS[@]} -eq 0 ]; then
     PG_CONFIGS=("${PG_CONFIG:-$(command -v pg_config || true)}")
 else
     for major in "${PG_MAJORS[@]}"; do
-        if [ "$major" = 15 ]; then
-            pg_config=/usr/lib/postgresql/15/bin/pg_config
-        else
-            echo "bench/run.sh: building PostgreSQL $major (once; reused when cached)"
-            pg_config=$(bash "$ROOT/scripts/build-postgres.sh" "$major" | tail -n 1)
-        fi
-        PG_CONFIGS+=("$pg_config")
+        echo "bench/run.sh: PostgreSQL $major (16 and later: built once, reused when cached)"
+        PG_CONFIGS+=("$(bash "$ROOT/scripts/build-postgres.sh" "$major" | tail -n 1)")
     done
 fi
 for pg_config in "${PG_CONFIGS[@]}"; do

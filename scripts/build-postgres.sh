@@ -14,8 +14,9 @@
 # The sources are ../shared/postgresql relative to the repository root (a directory holding
 # postgresql-<version>.tar.xz and SHA256SUMS), or $LEADER_PG_SOURCES.
 #
-# Usage (as root): bash scripts/build-postgres.sh VERSION      VERSION: 16, 17, 18 or 19
+# Usage (as root): bash scripts/build-postgres.sh VERSION      VERSION: 15, 16, 17, 18 or 19
 # Prints the build's log only on failure; its last line of output is the pg_config path.
+# 15 is Debian's package, built by nobody: it prints that package's pg_config at once.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,12 +24,16 @@ SOURCES=${LEADER_PG_SOURCES:-$ROOT/../shared/postgresql}
 CACHE=${LEADER_PG_CACHE:-/var/cache/leader-postgres}
 
 usage() {
-    echo "usage: build-postgres.sh VERSION   (VERSION: 16, 17, 18 or 19)" >&2
+    echo "usage: build-postgres.sh VERSION   (VERSION: 15, 16, 17, 18 or 19)" >&2
     exit 2
 }
 
 [ $# -eq 1 ] || usage
 case "$1" in
+    15)
+        echo /usr/lib/postgresql/15/bin/pg_config
+        exit 0
+        ;;
     16 | 17 | 18 | 19) MAJOR=$1 ;;
     *) usage ;;
 esac

@@ -106,14 +106,8 @@ log() { printf '\n=== %s\n' "$*"; }
 log "installing dependencies"
 bash "$ROOT/scripts/install-deps.sh" --tests
 
-PG15_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-case "$PG_MAJOR" in
-    15) PG_CONFIG=$PG15_CONFIG ;;
-    *)
-        log "building PostgreSQL $PG_MAJOR (once; reused when cached)"
-        PG_CONFIG=$(bash "$ROOT/scripts/build-postgres.sh" "$PG_MAJOR" | tail -n 1)
-        ;;
-esac
+log "PostgreSQL $PG_MAJOR (16 and later: built once, reused when cached)"
+PG_CONFIG=$(bash "$ROOT/scripts/build-postgres.sh" "$PG_MAJOR" | tail -n 1)
 if [ -z "$PG_CONFIG" ] || ! PG_BINDIR=$("$PG_CONFIG" --bindir) || [ -z "$PG_BINDIR" ]; then
     echo "test.sh: no working pg_config for PostgreSQL $PG_MAJOR" >&2
     exit 1
